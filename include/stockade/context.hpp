@@ -1,0 +1,270 @@
+// One context per call, passed by reference through every layer of a pipeline: attempt number,
+// deadline, stop token, clock, the attempt's outcome and a name for events.
+// Invariant: every wait a policy makes goes through the context, so it is bounded by the call's
+// deadline and stop token, and the cached "now" is re-read after it.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string_view>
+#include <typeinfo>
+
+#include "classifier.hpp"
+#include "clock.hpp"
+#include "verdict.hpp"
+
+namespace stockade {
+
+class context;
+
+namespace detail {
+
+/// A stop source that fires at a deadline and whenever the caller's own token fires.
+/// Created disarmed (no allocation); armed only when a callee asks for a stop token.
+class deadline_stop {
+ public:
+  deadline_stop() noexcept = default;
+  deadline_stop(const deadline_stop&) = delete;
+  deadline_stop& operator=(const deadline_stop&) = delete;
+  ~deadline_stop() {
+    if (ticket_ != 0) clock_->cancel_stop(ticket_);
+  }
+
+  bool armed() const noexcept { return clock_ != nullptr; }
+  bool stop_requested() const noexcept { return armed() && source_.stop_requested(); }
+
+  std::stop_token arm(clock& on, time_point deadline, const std::stop_token& caller) {
+    if (!armed()) {
+      clock_ = &on;
+      source_ = std::stop_source{};
+      link_.emplace(caller, forward_stop{&source_});
+      ticket_ = on.schedule_stop(deadline, source_);
+    }
+    return source_.get_token();
+  }
+
+ private:
+  struct forward_stop {
+    std::stop_source* target;
+    void operator()() const noexcept { target->request_stop(); }
+  };
+  clock* clock_ = nullptr;
+  std::uint64_t ticket_ = 0;
+  std::stop_source source_{std::nostopstate};
+  std::optional<std::stop_callback<forward_stop>> link_;  // destroyed before source_
+};
+
+}  // namespace detail
+
+class context {
+ public:
+  /// A context on the real clock, with no deadline and no stop token.
+  context() noexcept = default;
+  /// A context on `time_source` (a manual clock in tests). The clock must outlive the context.
+  explicit context(stockade::clock& time_source) noexcept
+      : clock_(&time_source == &real_clock::instance() ? nullptr : &time_source) {}
+
+  context(const context&) = delete;
+  context& operator=(const context&) = delete;
+  ~context() = default;
+
+  // --- setup, before the call --------------------------------------------------------------
+  context& set_deadline(time_point deadline) noexcept {
+    deadline_ = std::min(deadline_, deadline);
+    return *this;
+  }
+  context& set_timeout(duration budget) noexcept { return set_deadline(saturating_add(now(), budget)); }
+  context& set_stop_token(std::stop_token token) noexcept {
+    caller_stop_ = std::move(token);
+    return *this;
+  }
+  context& set_name(std::string_view name) noexcept {
+    name_ = name;
+    return *this;
+  }
+
+  // --- time --------------------------------------------------------------------------------
+  stockade::clock& clock() const noexcept { return clock_ ? *clock_ : real_clock::instance(); }
+
+  /// The time at the start of this step of the call: read once, shared by every layer until
+  /// something waits or the callee returns. Policies use this rather than reading the clock.
+  time_point now() noexcept {
+    if (!now_is_fresh_) refresh_now();
+    return now_;
+  }
+  /// Reads the clock again (e.g. to measure how long the callee took).
+  time_point refresh_now() noexcept {
+    now_ = clock_ ? clock_->now() : std::chrono::steady_clock::now();
+    now_is_fresh_ = true;
+    return now_;
+  }
+  /// Marks the cached time as stale; the next now() reads the clock.
+  void forget_now() noexcept { now_is_fresh_ = false; }
+
+  // --- deadline ----------------------------------------------------------------------------
+  time_point deadline() const noexcept { return deadline_; }
+  bool has_deadline() const noexcept { return deadline_ != no_deadline; }
+  /// Time left before the deadline: duration::max() without one, zero once it has passed.
+  duration remaining() noexcept {
+    if (!has_deadline()) return duration::max();
+    const time_point at = now();
+    return at >= deadline_ ? duration::zero() : deadline_ - at;
+  }
+  bool expired() noexcept { return has_deadline() && now() >= deadline_; }
+
+  // --- cancellation ------------------------------------------------------------------------
+  /// The token to pass to anything that can be cancelled. With a deadline, the token also
+  /// fires when the deadline passes; that costs an allocation and a timer entry, paid only by
+  /// calls that ask for the token.
+  std::stop_token stop_token() {
+    if (!has_deadline()) return caller_stop_;
+    return stop_->arm(clock(), deadline_, caller_stop_);
+  }
+  /// The caller's own token, without the deadline.
+  const std::stop_token& caller_stop_token() const noexcept { return caller_stop_; }
+  bool stop_requested() const noexcept {
+    return caller_stop_.stop_requested() || stop_->stop_requested();
+  }
+
+  // --- waiting, always bounded by the deadline and the caller's stop token ---------------
+  /// Sleeps until `until`; true only if it slept that long (not cut by the deadline or a stop).
+  bool sleep_until(time_point until) {
+    const time_point limit = std::min(until, deadline_);
+    const bool slept = clock().sleep_until(limit, caller_stop_);
+    forget_now();
+    return slept && limit == until;
+  }
+  bool sleep_for(duration length) { return sleep_until(saturating_add(now(), length)); }
+
+  /// With `lock` held, waits on `cv` until `ready()`, `until`, the deadline or a stop; returns
+  /// ready(). Whoever makes ready() true must notify `cv`.
+  template <class Ready>
+  bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv,
+                  time_point until, Ready&& ready) {
+    const bool result = clock().wait_until(lock, cv, std::min(until, deadline_), caller_stop_,
+                                           detail::function_ref<bool()>(ready));
+    forget_now();
+    return result;
+  }
+
+  // --- attempts and their outcome ------------------------------------------------------------
+  /// 1 for the first attempt; a retry layer counts up.
+  int attempt() const noexcept { return attempt_; }
+  /// Starts an attempt: sets its number, forgets the last outcome and the cached time.
+  void begin_attempt(int number) noexcept {
+    attempt_ = number;
+    has_outcome_ = false;
+    outcome_ = {};
+    forget_now();
+  }
+
+  bool has_outcome() const noexcept { return has_outcome_; }
+  /// The outcome of the current attempt, as classified (valid once has_outcome()).
+  const stockade::outcome& outcome() const noexcept { return outcome_; }
+  void set_outcome(const stockade::outcome& result) noexcept {
+    outcome_ = result;
+    has_outcome_ = true;
+  }
+  /// Sets the retry-after hint of the current outcome (e.g. from a server's Retry-After).
+  void set_retry_after(duration hint) noexcept { outcome_.retry_after = hint; }
+
+  /// The outcome of the exception being handled. Call it only inside a catch block. Returns the
+  /// outcome already recorded for this attempt if there is one, so each attempt is classified
+  /// exactly once however many layers ask.
+  const stockade::outcome& outcome_of_current_exception() {
+    if (!has_outcome_) set_outcome(classify_(classifier_, std::current_exception()));
+    return outcome_;
+  }
+
+  /// Used by the pipeline: which classifier decides this call's outcomes.
+  template <class Classifier>
+  void use_classifier(const Classifier& chosen) noexcept {
+    classifier_ = &chosen;
+    classify_ = [](const void* c, const std::exception_ptr& failure) {
+      return static_cast<const Classifier*>(c)->classify_exception(failure);
+    };
+  }
+
+  // --- identity and hand-over --------------------------------------------------------------
+  std::string_view name() const noexcept { return name_; }
+
+  /// A layer can hand an object to the callable (e.g. a leased connection).
+  template <class T>
+  void set_resource(T* resource) noexcept {
+    resource_ = resource;
+    resource_type_ = resource ? &typeid(T) : nullptr;
+  }
+  template <class T>
+  T* find_resource() const noexcept {
+    return resource_type_ != nullptr && *resource_type_ == typeid(T) ? static_cast<T*>(resource_)
+                                                                     : nullptr;
+  }
+  template <class T>
+  T& resource() const {
+    if (T* found = find_resource<T>()) return *found;
+    throw std::logic_error("stockade::context: no resource of the requested type in this call");
+  }
+
+  static time_point saturating_add(time_point at, duration length) noexcept {
+    if (length <= duration::zero()) return at + length;
+    return (no_deadline - at) <= length ? no_deadline : at + length;
+  }
+
+ private:
+  friend class deadline_scope;
+
+  stockade::clock* clock_ = nullptr;  // null: the real clock, read without a virtual call
+  time_point now_{};
+  bool now_is_fresh_ = false;
+  bool has_outcome_ = false;
+  int attempt_ = 1;
+  time_point deadline_ = no_deadline;
+  std::stop_token caller_stop_;
+  detail::deadline_stop base_stop_;
+  detail::deadline_stop* stop_ = &base_stop_;
+  stockade::outcome outcome_{};
+  const void* classifier_ = nullptr;
+  stockade::outcome (*classify_)(const void*, const std::exception_ptr&) =
+      [](const void*, const std::exception_ptr& failure) {
+        return default_rules::classify_exception(failure);
+      };
+  std::string_view name_;
+  void* resource_ = nullptr;
+  const std::type_info* resource_type_ = nullptr;
+};
+
+/// Narrows a context's deadline for its lifetime (a timeout layer's scope), then restores it.
+/// An inner scope can only shorten the deadline, never extend it.
+class deadline_scope {
+ public:
+  deadline_scope(context& ctx, time_point deadline) noexcept
+      : ctx_(ctx), saved_deadline_(ctx.deadline_), saved_stop_(ctx.stop_),
+        narrowed_(deadline < ctx.deadline_) {
+    if (narrowed_) {
+      ctx.deadline_ = deadline;
+      ctx.stop_ = &own_stop_;
+    }
+  }
+  deadline_scope(const deadline_scope&) = delete;
+  deadline_scope& operator=(const deadline_scope&) = delete;
+  ~deadline_scope() {
+    ctx_.deadline_ = saved_deadline_;
+    ctx_.stop_ = saved_stop_;
+  }
+
+  /// True if this scope's deadline is earlier than the one it found.
+  bool narrowed() const noexcept { return narrowed_; }
+
+ private:
+  context& ctx_;
+  time_point saved_deadline_;
+  detail::deadline_stop* saved_stop_;
+  bool narrowed_;
+  detail::deadline_stop own_stop_;
+};
+
+}  // namespace stockade

@@ -1,0 +1,152 @@
+// A pipeline holds a stack of policies (by value, or by std::ref for shared state) and runs a
+// callable through them, outermost first. The stack is its type, so composition inlines.
+// Invariant: the callee's result or exception is classified exactly once per attempt, right
+// where it leaves the callee, and the callee's own exception is rethrown unchanged.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "classifier.hpp"
+#include "context.hpp"
+#include "policy.hpp"
+
+namespace stockade {
+
+namespace detail {
+
+template <class F>
+concept takes_context = std::is_invocable_v<F&, context&>;
+
+template <class F>
+concept takes_nothing = std::is_invocable_v<F&>;
+
+template <class F>
+struct callee_result;
+template <takes_context F>
+struct callee_result<F> {
+  using type = std::invoke_result_t<F&, context&>;
+};
+template <class F>
+  requires(!takes_context<F> && takes_nothing<F>)
+struct callee_result<F> {
+  using type = std::invoke_result_t<F&>;
+};
+template <class F>
+using callee_result_t = typename callee_result<F>::type;
+
+template <class F>
+decltype(auto) call_callee(F& callee, context& ctx) {
+  if constexpr (takes_context<F>) {
+    return std::invoke(callee, ctx);
+  } else {
+    return std::invoke(callee);
+  }
+}
+
+}  // namespace detail
+
+/// A callable a pipeline can run: it takes `stockade::context&` or nothing.
+template <class F>
+concept callee = detail::takes_context<F> || detail::takes_nothing<F>;
+
+template <class Classifier, class... Policies>
+class basic_pipeline {
+  static_assert((policy<Policies> && ...),
+                "every element of a pipeline must satisfy stockade::policy (see policy.hpp)");
+
+ public:
+  constexpr explicit basic_pipeline(Classifier chosen, Policies... layers)
+      : classifier_(std::move(chosen)), layers_(std::move(layers)...) {}
+
+  /// Runs `f` through the stack with a fresh context on the real clock.
+  template <callee F>
+  decltype(auto) operator()(F&& f) const {
+    context ctx;
+    return (*this)(ctx, std::forward<F>(f));
+  }
+
+  /// Runs `f` through the stack with the caller's context (its clock, deadline, stop token).
+  template <callee F>
+  decltype(auto) operator()(context& ctx, F&& f) const {
+    using result = detail::callee_result_t<std::remove_reference_t<F>>;
+    ctx.use_classifier(classifier_);
+    ctx.begin_attempt(1);
+    if constexpr (std::is_void_v<result>) {
+      run<0>(ctx, f);
+    } else if constexpr (std::is_lvalue_reference_v<result>) {
+      return static_cast<result>(run<0>(ctx, f).get());
+    } else {
+      return static_cast<result>(run<0>(ctx, f));
+    }
+  }
+
+  /// The same stack with another classifier.
+  template <class Other>
+  constexpr basic_pipeline<Other, Policies...> classify_with(Other chosen) const {
+    return std::apply(
+        [&](const Policies&... layers) {
+          return basic_pipeline<Other, Policies...>(std::move(chosen), layers...);
+        },
+        layers_);
+  }
+
+  constexpr const Classifier& classifier() const noexcept { return classifier_; }
+  constexpr const std::tuple<Policies...>& layers() const noexcept { return layers_; }
+  static constexpr std::size_t size() noexcept { return sizeof...(Policies); }
+
+ private:
+  template <std::size_t I, class F>
+  auto run(context& ctx, F& f) const {
+    if constexpr (I == sizeof...(Policies)) {
+      return invoke_callee(ctx, f);
+    } else {
+      return detail::layer_of(std::get<I>(layers_))
+          .invoke(ctx, [this, &f](context& inner) { return this->template run<I + 1>(inner, f); });
+    }
+  }
+
+  template <class F>
+  auto invoke_callee(context& ctx, F& f) const {
+    using result = detail::callee_result_t<F>;
+    using stored = detail::stored_result_t<result>;
+    try {
+      if constexpr (std::is_void_v<result>) {
+        detail::call_callee(f, ctx);
+        ctx.forget_now();
+        ctx.set_outcome(verdict::success);
+        return stored{};
+      } else {
+        stored value(detail::call_callee(f, ctx));
+        ctx.forget_now();
+        ctx.set_outcome(classifier_.classify_result(static_cast<const result&>(value)));
+        return value;
+      }
+    } catch (...) {
+      ctx.forget_now();
+      ctx.set_outcome(classifier_.classify_exception(std::current_exception()));
+      throw;
+    }
+  }
+
+  [[no_unique_address]] Classifier classifier_;
+  [[no_unique_address]] std::tuple<Policies...> layers_;
+};
+
+/// The usual spelling: `stockade::pipeline{timeout{8s}, retry{...}, std::ref(breaker)}`,
+/// with the default classifier; `.classify_with(c)` picks another.
+template <class... Policies>
+class pipeline : public basic_pipeline<default_classifier, Policies...> {
+ public:
+  constexpr explicit pipeline(Policies... layers)
+      : basic_pipeline<default_classifier, Policies...>(default_classifier{},
+                                                        std::move(layers)...) {}
+};
+
+template <class... Policies>
+pipeline(Policies...) -> pipeline<Policies...>;
+
+}  // namespace stockade
