@@ -42,10 +42,10 @@ void pipeline_5_layers(benchmark::State& state) {
 BENCHMARK(pipeline_5_layers);
 
 void pipeline_10_layers(benchmark::State& state) {
-  run_through(state, stockade::pipeline{pass_through{}, pass_through{}, pass_through{},
-                                        pass_through{}, pass_through{}, pass_through{},
-                                        pass_through{}, pass_through{}, pass_through{},
-                                        pass_through{}});
+  run_through(state,
+              stockade::pipeline{pass_through{}, pass_through{}, pass_through{}, pass_through{},
+                                 pass_through{}, pass_through{}, pass_through{}, pass_through{},
+                                 pass_through{}, pass_through{}});
 }
 BENCHMARK(pipeline_10_layers);
 

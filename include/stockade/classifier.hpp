@@ -53,7 +53,9 @@ constexpr result_rule<std::decay_t<F>> on_result(F&& inspect) {
 namespace detail {
 
 template <class T>
-concept exception_rule_type = requires { typename T::exception_type; };
+concept exception_rule_type = requires {
+  typename T::exception_type;
+};
 
 template <class T>
 struct is_result_rule : std::false_type {};
@@ -127,12 +129,13 @@ template <class... Rules>
 class classifier {
  public:
   constexpr classifier() = default;
-  constexpr explicit classifier(Rules... rules)
-    requires(sizeof...(Rules) > 0)
+  constexpr explicit classifier(Rules... rules) requires(sizeof...(Rules) > 0)
       : rules_(std::move(rules)...) {}
 
   /// Classifies the exception being handled; call it only inside a catch block.
-  outcome classify_current_exception() const { return classify_exception(std::current_exception()); }
+  outcome classify_current_exception() const {
+    return classify_exception(std::current_exception());
+  }
 
   outcome classify_exception(const std::exception_ptr& failure) const {
     // Policies' rejections first, so no user rule can hide them.

@@ -77,7 +77,9 @@ class context {
     deadline_ = std::min(deadline_, deadline);
     return *this;
   }
-  context& set_timeout(duration budget) noexcept { return set_deadline(saturating_add(now(), budget)); }
+  context& set_timeout(duration budget) noexcept {
+    return set_deadline(saturating_add(now(), budget));
+  }
   context& set_stop_token(std::stop_token token) noexcept {
     caller_stop_ = std::move(token);
     return *this;
@@ -242,7 +244,9 @@ class context {
 class deadline_scope {
  public:
   deadline_scope(context& ctx, time_point deadline) noexcept
-      : ctx_(ctx), saved_deadline_(ctx.deadline_), saved_stop_(ctx.stop_),
+      : ctx_(ctx),
+        saved_deadline_(ctx.deadline_),
+        saved_stop_(ctx.stop_),
         narrowed_(deadline < ctx.deadline_) {
     if (narrowed_) {
       ctx.deadline_ = deadline;

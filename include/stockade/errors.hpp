@@ -13,20 +13,20 @@ namespace stockade {
 
 enum class errc {
   // Rejections: a policy refused the call on its own state; the dependency never saw it.
-  circuit_open = 1,          ///< circuit breaker is open or half-open without a free trial permit
-  circuit_isolated,          ///< circuit breaker was forced open by the operator
-  bulkhead_full,             ///< no free slot and the waiting queue is full
-  bulkhead_wait_exceeded,    ///< waited for a slot longer than max_wait or the deadline allows
-  detached_limit_reached,    ///< too many abandoned detached calls still running
-  deadline_already_passed,   ///< the call's deadline had passed before the policy could run it
-  cancelled,                 ///< the call's stop token was triggered before the callee ran
+  circuit_open = 1,         ///< circuit breaker is open or half-open without a free trial permit
+  circuit_isolated,         ///< circuit breaker was forced open by the operator
+  bulkhead_full,            ///< no free slot and the waiting queue is full
+  bulkhead_wait_exceeded,   ///< waited for a slot longer than max_wait or the deadline allows
+  detached_limit_reached,   ///< too many abandoned detached calls still running
+  deadline_already_passed,  ///< the call's deadline had passed before the policy could run it
+  cancelled,                ///< the call's stop token was triggered before the callee ran
   // Failures observed by a policy; they describe the dependency, so breakers may count them.
-  timeout,                   ///< the attempt did not finish before its deadline
-  warmup_failed,             ///< the warm-up action failed (or is cooling down after a failure)
-  warmup_wait_exceeded,      ///< a warm-up was still running when the caller's deadline passed
-  unhealthy,                 ///< the health check reported the dependency unhealthy
-  resource_closed,           ///< the managed resource was shut down
-  injected_fault,            ///< a fault-injection policy failed this call on purpose
+  timeout,               ///< the attempt did not finish before its deadline
+  warmup_failed,         ///< the warm-up action failed (or is cooling down after a failure)
+  warmup_wait_exceeded,  ///< a warm-up was still running when the caller's deadline passed
+  unhealthy,             ///< the health check reported the dependency unhealthy
+  resource_closed,       ///< the managed resource was shut down
+  injected_fault,        ///< a fault-injection policy failed this call on purpose
 };
 
 /// True for the codes that mean "a policy refused; the dependency was not called".
@@ -47,19 +47,32 @@ constexpr bool is_rejection(errc code) noexcept {
 
 constexpr const char* to_string(errc code) noexcept {
   switch (code) {
-    case errc::circuit_open: return "circuit open";
-    case errc::circuit_isolated: return "circuit isolated";
-    case errc::bulkhead_full: return "bulkhead full";
-    case errc::bulkhead_wait_exceeded: return "bulkhead wait exceeded";
-    case errc::detached_limit_reached: return "too many detached calls still running";
-    case errc::deadline_already_passed: return "deadline already passed";
-    case errc::cancelled: return "cancelled";
-    case errc::timeout: return "timeout";
-    case errc::warmup_failed: return "warm-up failed";
-    case errc::warmup_wait_exceeded: return "warm-up wait exceeded";
-    case errc::unhealthy: return "unhealthy";
-    case errc::resource_closed: return "resource closed";
-    case errc::injected_fault: return "injected fault";
+    case errc::circuit_open:
+      return "circuit open";
+    case errc::circuit_isolated:
+      return "circuit isolated";
+    case errc::bulkhead_full:
+      return "bulkhead full";
+    case errc::bulkhead_wait_exceeded:
+      return "bulkhead wait exceeded";
+    case errc::detached_limit_reached:
+      return "too many detached calls still running";
+    case errc::deadline_already_passed:
+      return "deadline already passed";
+    case errc::cancelled:
+      return "cancelled";
+    case errc::timeout:
+      return "timeout";
+    case errc::warmup_failed:
+      return "warm-up failed";
+    case errc::warmup_wait_exceeded:
+      return "warm-up wait exceeded";
+    case errc::unhealthy:
+      return "unhealthy";
+    case errc::resource_closed:
+      return "resource closed";
+    case errc::injected_fault:
+      return "injected fault";
   }
   return "unknown stockade error";
 }

@@ -6,9 +6,9 @@
 
 #include <array>
 #include <atomic>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <concepts>
 #include <tuple>
 #include <utility>
 
@@ -41,10 +41,10 @@ inline constexpr std::size_t event_kind_count = static_cast<std::size_t>(event_k
 
 constexpr const char* to_string(event_kind kind) noexcept {
   constexpr std::array<const char*, event_kind_count> names = {
-      "retry_scheduled",   "retry_gave_up",      "breaker_state_changed", "breaker_rejected",
-      "bulkhead_rejected", "timeout_expired",    "deadline_overrun",      "detached_abandoned",
-      "warmup_started",    "warmup_succeeded",   "warmup_failed",         "gate_reset",
-      "health_probed",     "health_rejected",    "resource_created",      "resource_retired",
+      "retry_scheduled",   "retry_gave_up",    "breaker_state_changed", "breaker_rejected",
+      "bulkhead_rejected", "timeout_expired",  "deadline_overrun",      "detached_abandoned",
+      "warmup_started",    "warmup_succeeded", "warmup_failed",         "gate_reset",
+      "health_probed",     "health_rejected",  "resource_created",      "resource_retired",
       "fault_injected"};
   const auto index = static_cast<std::size_t>(kind);
   return index < names.size() ? names[index] : "unknown";
@@ -58,7 +58,9 @@ concept event = requires {
 
 /// What an observer must provide: `on(const E&)` for the events it is given.
 template <class O, class E>
-concept observer_of = event<E> && requires(O& o, const E& e) { o.on(e); };
+concept observer_of = event<E> && requires(O& o, const E& e) {
+  o.on(e);
+};
 
 /// Ignores every event; a policy whose observer is this one emits no code for events.
 struct null_observer {

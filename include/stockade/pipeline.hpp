@@ -31,8 +31,7 @@ struct callee_result<F> {
   using type = std::invoke_result_t<F&, context&>;
 };
 template <class F>
-  requires(!takes_context<F> && takes_nothing<F>)
-struct callee_result<F> {
+requires(!takes_context<F> && takes_nothing<F>) struct callee_result<F> {
   using type = std::invoke_result_t<F&>;
 };
 template <class F>
@@ -104,8 +103,9 @@ class basic_pipeline {
     if constexpr (I == sizeof...(Policies)) {
       return invoke_callee(ctx, f);
     } else {
-      return detail::layer_of(std::get<I>(layers_))
-          .invoke(ctx, [this, &f](context& inner) { return this->template run<I + 1>(inner, f); });
+      return detail::layer_of(std::get<I>(layers_)).invoke(ctx, [this, &f](context& inner) {
+        return this->template run<I + 1>(inner, f);
+      });
     }
   }
 

@@ -18,10 +18,14 @@ enum class verdict : std::uint8_t {
 
 constexpr const char* to_string(verdict v) noexcept {
   switch (v) {
-    case verdict::success: return "success";
-    case verdict::transient: return "transient";
-    case verdict::fatal: return "fatal";
-    case verdict::permanent: return "permanent";
+    case verdict::success:
+      return "success";
+    case verdict::transient:
+      return "transient";
+    case verdict::fatal:
+      return "fatal";
+    case verdict::permanent:
+      return "permanent";
   }
   return "unknown";
 }
