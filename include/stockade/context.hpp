@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -27,24 +28,16 @@ namespace detail {
 /// Created disarmed (no allocation); armed only when a callee asks for a stop token.
 class deadline_stop {
  public:
-  deadline_stop() noexcept = default;
-  deadline_stop(const deadline_stop&) = delete;
-  deadline_stop& operator=(const deadline_stop&) = delete;
-  ~deadline_stop() {
-    if (ticket_ != 0) clock_->cancel_stop(ticket_);
-  }
-
-  bool armed() const noexcept { return clock_ != nullptr; }
-  bool stop_requested() const noexcept { return armed() && source_.stop_requested(); }
+  bool armed() const noexcept { return state_ != nullptr; }
+  bool stop_requested() const noexcept { return state_ && state_->source.stop_requested(); }
 
   std::stop_token arm(clock& on, time_point deadline, const std::stop_token& caller) {
-    if (!armed()) {
-      clock_ = &on;
-      source_ = std::stop_source{};
-      link_.emplace(caller, forward_stop{&source_});
-      ticket_ = on.schedule_stop(deadline, source_);
+    if (!state_) {
+      state_ = std::make_unique<armed_state>(on);
+      state_->link.emplace(caller, forward_stop{&state_->source});
+      state_->ticket = on.schedule_stop(deadline, state_->source);
     }
-    return source_.get_token();
+    return state_->source.get_token();
   }
 
  private:
@@ -52,10 +45,20 @@ class deadline_stop {
     std::stop_source* target;
     void operator()() const noexcept { target->request_stop(); }
   };
-  clock* clock_ = nullptr;
-  std::uint64_t ticket_ = 0;
-  std::stop_source source_{std::nostopstate};
-  std::optional<std::stop_callback<forward_stop>> link_;  // destroyed before source_
+  // Allocated only when armed, so an unarmed context carries one null pointer.
+  struct armed_state {
+    explicit armed_state(clock& on) : timer_clock(on) {}
+    armed_state(const armed_state&) = delete;
+    armed_state& operator=(const armed_state&) = delete;
+    ~armed_state() {
+      if (ticket != 0) timer_clock.cancel_stop(ticket);
+    }
+    clock& timer_clock;
+    std::uint64_t ticket = 0;
+    std::stop_source source;
+    std::optional<std::stop_callback<forward_stop>> link;  // destroyed before source
+  };
+  std::unique_ptr<armed_state> state_;
 };
 
 }  // namespace detail
