@@ -24,6 +24,14 @@ class context;
 
 namespace detail {
 
+/// How to classify a value of one call's result type with that call's classifier. The pipeline
+/// builds it (the one place that knows both types), so a policy that returns a value in place of
+/// the callee (an injected fault, a fallback) gets it classified like a real result.
+struct result_classification {
+  const std::type_info* type;  // the result type as policies see it (detail::stored_result_t)
+  stockade::outcome (*classify)(const void* classifier, const void* result);
+};
+
 /// A stop source that fires at a deadline and whenever the caller's own token fires.
 /// Created disarmed (no allocation); armed only when a callee asks for a stop token.
 class deadline_stop {
@@ -33,9 +41,12 @@ class deadline_stop {
 
   std::stop_token arm(clock& on, time_point deadline, const std::stop_token& caller) {
     if (!state_) {
-      state_ = std::make_unique<armed_state>(on);
-      state_->link.emplace(caller, forward_stop{&state_->source});
-      state_->ticket = on.schedule_stop(deadline, state_->source);
+      // Kept only once scheduled: if scheduling throws, the next call arms again instead of
+      // handing out a token that would never fire at the deadline.
+      auto armed = std::make_unique<armed_state>(on);
+      armed->link.emplace(caller, forward_stop{&armed->source});
+      armed->ticket = on.schedule_stop(deadline, armed->source);
+      state_ = std::move(armed);
     }
     return state_->source.get_token();
   }
@@ -185,13 +196,32 @@ class context {
     return outcome_;
   }
 
-  /// Used by the pipeline: which classifier decides this call's outcomes.
+  /// Used by the pipeline: which classifier decides this call's outcomes, and (optional) how it
+  /// classifies the call's result type.
   template <class Classifier>
-  void use_classifier(const Classifier& chosen) noexcept {
+  void use_classifier(const Classifier& chosen,
+                      const detail::result_classification* results = nullptr) noexcept {
     classifier_ = &chosen;
     classify_ = [](const void* c, const std::exception_ptr& failure) {
       return static_cast<const Classifier*>(c)->classify_exception(failure);
     };
+    result_classification_ = results;
+  }
+
+  /// Classifies `failure` with this call's classifier, whatever is recorded already. For a
+  /// policy that raises an exception in place of the callee (fault injection) and records it.
+  stockade::outcome classify_exception(const std::exception_ptr& failure) const {
+    return classify_(classifier_, failure);
+  }
+
+  /// Classifies a value a policy returns in place of the callee with this call's classifier.
+  /// nullopt if R is not the callee's result type as policies see it (or no pipeline set one).
+  template <class R>
+  std::optional<stockade::outcome> classify_result(const R& result) const {
+    if (result_classification_ == nullptr || *result_classification_->type != typeid(R)) {
+      return std::nullopt;
+    }
+    return result_classification_->classify(classifier_, &result);
   }
 
   // --- identity and hand-over --------------------------------------------------------------
@@ -237,6 +267,7 @@ class context {
       [](const void*, const std::exception_ptr& failure) {
         return default_rules::classify_exception(failure);
       };
+  const detail::result_classification* result_classification_ = nullptr;
   std::string_view name_;
   void* resource_ = nullptr;
   const std::type_info* resource_type_ = nullptr;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "classifier.hpp"
@@ -46,6 +47,22 @@ decltype(auto) call_callee(F& callee, context& ctx) {
   }
 }
 
+/// How a pipeline's classifier sees a result of type R as policies carry it (stored_result_t<R>):
+/// exactly as invoke_callee below classifies the callee's own result.
+template <class Classifier, class R>
+outcome classify_stored_result(const void* chosen, const void* result) {
+  if constexpr (std::is_void_v<R>) {
+    return verdict::success;
+  } else {
+    const auto& stored = *static_cast<const stored_result_t<R>*>(result);
+    return static_cast<const Classifier*>(chosen)->classify_result(
+        static_cast<const std::remove_reference_t<R>&>(stored));
+  }
+}
+template <class Classifier, class R>
+inline constexpr result_classification result_classification_for{
+    &typeid(stored_result_t<R>), &classify_stored_result<Classifier, R>};
+
 }  // namespace detail
 
 /// A callable a pipeline can run: it takes `stockade::context&` or nothing.
@@ -72,7 +89,7 @@ class basic_pipeline {
   template <callee F>
   decltype(auto) operator()(context& ctx, F&& f) const {
     using result = detail::callee_result_t<std::remove_reference_t<F>>;
-    ctx.use_classifier(classifier_);
+    ctx.use_classifier(classifier_, &detail::result_classification_for<Classifier, result>);
     ctx.begin_attempt(1);
     if constexpr (std::is_void_v<result>) {
       run<0>(ctx, f);
