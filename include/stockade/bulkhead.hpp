@@ -1,0 +1,307 @@
+// A bulkhead bounds how many calls run at once against one dependency (max_concurrent slots),
+// how many may wait for a slot (max_queue, served first in first out) and how long (max_wait).
+// Invariant: one atomic word holds both the slots taken and the number of queued waiters, so
+// (a) a free slot is taken by one CAS only while nobody waits (no barging past the queue) and
+// (b) once anybody waits, every release hands its slot to the oldest waiter under the mutex.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "context.hpp"
+#include "detail/validate.hpp"
+#include "detail/waiter_queue.hpp"
+#include "errors.hpp"
+#include "events.hpp"
+#include "verdict.hpp"
+
+namespace stockade {
+
+/// How a bulkhead is sized. Defaults follow resilience4j's semaphore bulkhead
+/// (maxConcurrentCalls 25, maxWaitDuration 0): fail fast, never queue, unless asked to.
+struct bulkhead_options {
+  /// Calls that may run at once. resilience4j: 25; Polly's concurrency limiter has no default
+  /// worth copying (1000 in v8, required in v7); Envoy's per-cluster max_requests is 1024, for a
+  /// proxy, not a client. Size it to what the dependency can serve (e.g. its pool size).
+  std::size_t max_concurrent = 25;
+  /// Callers that may wait for a slot; 0 rejects at once when all slots are taken (resilience4j's
+  /// and Polly's QueueLimit default). A bounded queue smooths short bursts; an unbounded one is
+  /// how an overload becomes an outage, so there is no "unbounded".
+  std::size_t max_queue = 0;
+  /// How long a queued caller waits at most (also bounded by its deadline and stop token). Must
+  /// be positive exactly when max_queue is; duration::max() means "until the call's deadline".
+  duration max_wait = duration::zero();
+};
+
+/// A snapshot of a bulkhead's counters (each read with a relaxed load: consistent on its own,
+/// not with each other while calls run).
+struct bulkhead_metrics {
+  std::size_t in_flight = 0;       ///< slots taken now
+  std::size_t queued = 0;          ///< callers waiting for a slot now
+  std::size_t peak_in_flight = 0;  ///< the most slots ever taken at once
+  std::uint64_t rejected = 0;      ///< calls refused (full, wait exceeded, cancelled while queued)
+};
+
+/// Reported when a call is refused; the call then throws stockade::error with the matching code.
+struct bulkhead_rejected {
+  static constexpr event_kind kind = event_kind::bulkhead_rejected;
+  enum class reason : std::uint8_t {
+    full,           ///< errc::bulkhead_full: no free slot and the queue was full (or max_queue 0)
+    wait_exceeded,  ///< errc::bulkhead_wait_exceeded: max_wait or the call's deadline ran out
+    cancelled,      ///< errc::cancelled: the caller's stop token fired while it was queued
+  };
+  reason why;
+  std::string_view name;  ///< the call's context name
+  std::size_t in_flight;  ///< slots taken when the call was refused
+  std::size_t queued;     ///< callers waiting when the call was refused
+  duration waited;        ///< time spent in the queue (zero if never queued)
+};
+
+/// A bulkhead: one object per dependency, shared by every call site; a pipeline takes it by
+/// std::ref (it cannot be copied or moved, so a per-call bulkhead cannot be written by mistake).
+///   stockade::bulkhead db_slots{{.max_concurrent = 5, .max_queue = 64, .max_wait = 2s}};
+///   auto policy = stockade::pipeline{stockade::timeout{8s}, std::ref(db_slots)};
+template <class Observer = null_observer>
+class bulkhead {
+ public:
+  /// Refuses a bad configuration (std::invalid_argument naming the field; in a constant
+  /// expression, e.g. a constinit bulkhead, it fails to compile instead).
+  constexpr explicit bulkhead(bulkhead_options options = {}, Observer observer = Observer{})
+      : options_(validated(options)), observer_(std::move(observer)) {}
+
+  bulkhead(const bulkhead&) = delete;
+  bulkhead& operator=(const bulkhead&) = delete;
+  ~bulkhead() = default;  // destroying a bulkhead while calls hold or wait for slots is a bug
+
+  /// One slot, held for the guard's lifetime and given back by its destructor, whatever the
+  /// call did (returned, threw, was cancelled).
+  class slot {
+   public:
+    slot(slot&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)) {}
+    slot& operator=(slot&& other) noexcept {
+      if (this != &other) {
+        reset();
+        owner_ = std::exchange(other.owner_, nullptr);
+      }
+      return *this;
+    }
+    slot(const slot&) = delete;
+    slot& operator=(const slot&) = delete;
+    ~slot() { reset(); }
+
+    /// Gives the slot back now (idempotent).
+    void reset() noexcept {
+      if (owner_ != nullptr) std::exchange(owner_, nullptr)->release();
+    }
+
+   private:
+    friend class bulkhead;
+    explicit slot(bulkhead& owner) noexcept : owner_(&owner) {}
+    bulkhead* owner_;
+  };
+
+  /// The policy: holds a slot while the layers inside (and the callee) run.
+  template <class Next>
+  auto invoke(context& ctx, Next&& next) {
+    const slot held = acquire(ctx);
+    return std::forward<Next>(next)(ctx);
+  }
+
+  /// Takes a slot, waiting in the queue if the options allow; throws stockade::error
+  /// (bulkhead_full, bulkhead_wait_exceeded or cancelled; all rejections) when refused.
+  [[nodiscard]] slot acquire(context& ctx) {
+    if (take_free_slot()) return slot{*this};
+    return acquire_contended(ctx);
+  }
+
+  /// Takes a free slot if one is free and nobody waits; never waits, never counts a rejection.
+  [[nodiscard]] std::optional<slot> try_acquire() noexcept {
+    if (take_free_slot()) return slot{*this};
+    return std::nullopt;
+  }
+
+  bulkhead_metrics metrics() const noexcept {
+    const std::uint64_t word = state_.load(std::memory_order_relaxed);
+    return {taken(word), waiting(word), peak_.load(std::memory_order_relaxed),
+            rejected_.load(std::memory_order_relaxed)};
+  }
+
+  constexpr const bulkhead_options& options() const noexcept { return options_; }
+
+  /// Checks a configuration without building a bulkhead (constexpr: fails to compile if bad).
+  static constexpr bulkhead_options validated(const bulkhead_options& options) {
+    detail::require(options.max_concurrent >= 1, "bulkhead", "max_concurrent", "must be at least 1",
+                    options.max_concurrent);
+    detail::require(options.max_concurrent <= max_count, "bulkhead", "max_concurrent",
+                    "must be at most 2147483647", options.max_concurrent);
+    detail::require(options.max_queue <= max_count, "bulkhead", "max_queue",
+                    "must be at most 2147483647", options.max_queue);
+    detail::require(options.max_wait >= duration::zero(), "bulkhead", "max_wait",
+                    "must not be negative", options.max_wait);
+    detail::require(options.max_queue == 0 || options.max_wait > duration::zero(), "bulkhead",
+                    "max_wait", "must be positive when max_queue is positive", options.max_wait);
+    detail::require(options.max_wait == duration::zero() || options.max_queue > 0, "bulkhead",
+                    "max_queue", "must be positive when max_wait is positive", options.max_queue);
+    return options;
+  }
+
+ private:
+  // The state word: low 32 bits are the slots taken, high 32 bits the callers queued. The queued
+  // count changes only under mutex_; while it is non-zero, every slot is taken or being handed.
+  static constexpr std::size_t max_count = 0x7FFF'FFFF;
+  static constexpr std::uint64_t one_waiter = std::uint64_t{1} << 32;
+  static constexpr std::size_t taken(std::uint64_t word) noexcept {
+    return static_cast<std::size_t>(word & 0xFFFF'FFFFU);
+  }
+  static constexpr std::size_t waiting(std::uint64_t word) noexcept {
+    return static_cast<std::size_t>(word >> 32);
+  }
+
+  struct waiter : detail::waiter_hook {
+    std::condition_variable_any wake;  // one per waiter: a hand-off wakes exactly its receiver
+    bool granted = false;              // under mutex_: the releaser handed us its slot
+  };
+
+  // The whole success path: one load and one CAS, no lock, no allocation.
+  bool take_free_slot() noexcept {
+    std::uint64_t word = state_.load(std::memory_order_relaxed);
+    while (waiting(word) == 0 && taken(word) < options_.max_concurrent) {
+      if (state_.compare_exchange_weak(word, word + 1, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        note_in_flight(taken(word) + 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void release() noexcept {
+    const std::uint64_t before = state_.fetch_sub(1, std::memory_order_release);
+    if (waiting(before) != 0) [[unlikely]]
+      hand_over();
+  }
+
+  // A release saw queued callers: give the slot it freed to the oldest one. The slot may already
+  // be gone (the waiter it was meant for left, and a newcomer took it while nobody waited); then
+  // the queue waits for the next release, which will see it too.
+  void hand_over() noexcept {
+    const std::lock_guard lock(mutex_);
+    if (queue_.empty()) return;
+    std::uint64_t word = state_.load(std::memory_order_relaxed);
+    while (taken(word) < options_.max_concurrent) {
+      if (state_.compare_exchange_weak(word, word + 1 - one_waiter, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
+        waiter& oldest = queue_.pop_front();
+        oldest.granted = true;
+        note_in_flight(taken(word) + 1);
+        oldest.wake.notify_one();  // under mutex_: the waiter cannot leave before we are done
+        return;
+      }
+    }
+  }
+
+  void note_in_flight(std::size_t in_flight) noexcept {
+    std::size_t peak = peak_.load(std::memory_order_relaxed);
+    while (in_flight > peak &&
+           !peak_.compare_exchange_weak(peak, in_flight, std::memory_order_relaxed)) {
+    }
+  }
+
+  slot acquire_contended(context& ctx) {
+    using reason = bulkhead_rejected::reason;
+    if (options_.max_queue == 0) reject(ctx, reason::full, duration::zero());
+    const time_point start = ctx.refresh_now();
+    if (ctx.has_deadline() && start >= ctx.deadline()) {
+      reject(ctx, reason::wait_exceeded, duration::zero());
+    }
+
+    // Built before the queued count is raised: building it may throw (the condition variable
+    // may allocate), and a count raised for a waiter that never queued would close the fast
+    // path for good.
+    waiter self;
+    std::unique_lock lock(mutex_);
+    std::uint64_t word = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (waiting(word) == 0 && taken(word) < options_.max_concurrent) {
+        // A slot came free between the fast path and the lock, and nobody queued meanwhile.
+        if (state_.compare_exchange_weak(word, word + 1, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+          note_in_flight(taken(word) + 1);
+          return slot{*this};
+        }
+      } else if (waiting(word) >= options_.max_queue) {
+        lock.unlock();
+        reject(ctx, reason::full, duration::zero());
+      } else if (state_.compare_exchange_weak(word, word + one_waiter, std::memory_order_relaxed,
+                                              std::memory_order_relaxed)) {
+        break;
+      }
+    }
+
+    queue_.push_back(self);
+    const time_point until = context::saturating_add(start, options_.max_wait);
+    bool granted = false;
+    try {
+      granted = ctx.wait_until(lock, self.wake, until, [&self] { return self.granted; });
+    } catch (...) {
+      // The node lives on this frame: it must not stay queued, nor a handed slot stay taken.
+      if (!lock.owns_lock()) lock.lock();
+      if (self.granted) {
+        lock.unlock();
+        release();
+      } else {
+        leave_queue(self);
+      }
+      throw;
+    }
+    if (granted) return slot{*this};  // the releaser counted the slot as ours, and the peak
+    leave_queue(self);
+    lock.unlock();
+    const duration waited = ctx.now() - start;
+    reject(ctx,
+           ctx.caller_stop_token().stop_requested() ? reason::cancelled : reason::wait_exceeded,
+           waited);
+  }
+
+  void leave_queue(waiter& self) noexcept {  // under mutex_, for a waiter not handed a slot
+    queue_.erase(self);
+    state_.fetch_sub(one_waiter, std::memory_order_relaxed);
+  }
+
+  [[noreturn]] void reject(context& ctx, bulkhead_rejected::reason why, duration waited) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    const std::uint64_t word = state_.load(std::memory_order_relaxed);
+    observer_.on(bulkhead_rejected{why, ctx.name(), taken(word), waiting(word), waited});
+    ctx.set_outcome(outcome{verdict::transient, duration::zero(), /*by_policy=*/true});
+    switch (why) {
+      case bulkhead_rejected::reason::full:
+        throw error(errc::bulkhead_full);
+      case bulkhead_rejected::reason::wait_exceeded:
+        throw error(errc::bulkhead_wait_exceeded);
+      case bulkhead_rejected::reason::cancelled:
+        break;
+    }
+    throw error(errc::cancelled);
+  }
+
+  bulkhead_options options_;
+  // state_ and peak_ side by side: the success path touches one cache line.
+  alignas(64) std::atomic<std::uint64_t> state_{0};
+  std::atomic<std::size_t> peak_{0};
+  alignas(64) std::atomic<std::uint64_t> rejected_{0};
+  std::mutex mutex_;
+  detail::waiter_queue<waiter> queue_;
+  [[no_unique_address]] Observer observer_;
+};
+
+/// bulkhead{{...}} with no observer names bulkhead<null_observer>.
+bulkhead(bulkhead_options)->bulkhead<null_observer>;
+
+}  // namespace stockade

@@ -1,0 +1,124 @@
+// A timeout narrows the call's deadline to "now + limit" for the layers inside it (never extends
+// it), so an outer timeout bounds a whole retry loop and an inner one bounds each attempt.
+// Invariant: the success path reads the clock at most once (the cached ctx.now()) and arms
+// nothing; the stop token is armed by the context only if the callee asks for it.
+#pragma once
+
+#include <exception>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "context.hpp"
+#include "detail/validate.hpp"
+#include "errors.hpp"
+#include "events.hpp"
+#include "verdict.hpp"
+
+namespace stockade {
+
+/// Reported when an attempt failed at or after its deadline. A transient failure is then
+/// replaced by stockade::error(errc::timeout) (`converted`); a fatal or permanent verdict is kept,
+/// because it says more than "late" (reset the resource; never retry).
+struct timeout_expired {
+  static constexpr event_kind kind = event_kind::timeout_expired;
+  std::string_view name;  ///< the call's context name
+  duration limit;         ///< this timeout's limit
+  duration late_by;       ///< how long after the deadline the failure came back
+  verdict original;       ///< how the failure itself was classified
+  bool converted;         ///< true if the caller sees errc::timeout instead of the failure
+};
+
+/// Reported when a value came back at or after the deadline; the value is kept (it is correct,
+/// only late). Reported only with an observer other than null_observer, so that the success
+/// path of an unobserved timeout never reads the clock a second time.
+struct deadline_overrun {
+  static constexpr event_kind kind = event_kind::deadline_overrun;
+  std::string_view name;
+  duration limit;
+  duration late_by;
+};
+
+struct timeout_options {
+  duration limit;  ///< no default: a timeout's length is the one thing only the caller knows
+};
+
+/// The timeout layer: `stockade::timeout{2s}`. Cooperative: it cannot stop a callee that does
+/// not look at ctx.stop_token() / ctx.remaining(); see detached_timeout.hpp for those.
+template <class Observer = null_observer>
+class timeout {
+ public:
+  constexpr explicit timeout(duration limit, Observer observer = Observer{})
+      : limit_(validated(limit)), observer_(std::move(observer)) {}
+
+  template <class Next>
+  auto invoke(context& ctx, Next&& next) const {
+    const time_point start = ctx.now();
+    if (ctx.deadline() <= start) [[unlikely]]
+      reject_past_deadline(ctx);
+    const deadline_scope scope(ctx, context::saturating_add(start, limit_));
+    try {
+      auto result = std::forward<Next>(next)(ctx);
+      if constexpr (!std::is_same_v<Observer, null_observer>) note_if_late(ctx);
+      return result;
+    } catch (...) {
+      convert_if_late(ctx);  // throws errc::timeout for a late transient failure
+      throw;
+    }
+  }
+
+  constexpr duration limit() const noexcept { return limit_; }
+  constexpr timeout_options options() const noexcept { return {limit_}; }
+
+  static constexpr duration validated(duration limit) {
+    detail::require(limit > duration::zero(), "timeout", "limit", "must be positive", limit);
+    return limit;
+  }
+
+ private:
+  [[noreturn]] static void reject_past_deadline(context& ctx) {
+    ctx.set_outcome(outcome{verdict::transient, duration::zero(), /*by_policy=*/true});
+    throw error(errc::deadline_already_passed);
+  }
+
+  void note_if_late(context& ctx) const {
+    const time_point end = ctx.refresh_now();
+    if (end >= ctx.deadline()) {
+      observer_.on(deadline_overrun{ctx.name(), limit_, end - ctx.deadline()});
+    }
+  }
+
+  // Called inside the catch block. Leaves alone: rejections by inner policies (the dependency
+  // was not reached), an inner layer's errc::timeout (already converted and reported), and
+  // anything that failed before the deadline.
+  void convert_if_late(context& ctx) const {
+    const outcome seen = ctx.outcome_of_current_exception();
+    if (seen.rejected || seen.succeeded() || is_timeout_error()) return;
+    const time_point end = ctx.refresh_now();
+    if (end < ctx.deadline()) return;
+    const bool convert = seen.kind == verdict::transient;
+    observer_.on(timeout_expired{ctx.name(), limit_, end - ctx.deadline(), seen.kind, convert});
+    if (convert) {
+      ctx.set_outcome(outcome{verdict::transient, seen.retry_after});
+      std::throw_with_nested(error(errc::timeout));  // the late failure stays reachable as cause
+    }
+  }
+
+  static bool is_timeout_error() noexcept {
+    try {
+      throw;
+    } catch (const error& e) {
+      return e.code() == errc::timeout;
+    } catch (...) {
+      return false;
+    }
+  }
+
+  duration limit_;
+  [[no_unique_address]] mutable Observer observer_;  // events are reported from const invoke
+};
+
+template <class Rep, class Period>
+timeout(std::chrono::duration<Rep, Period>) -> timeout<null_observer>;
+
+}  // namespace stockade
