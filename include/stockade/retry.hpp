@@ -1,0 +1,394 @@
+// Retry: runs the layers inside it again when an attempt fails in a way that may pass, waiting a
+// backoff delay in between, within limits on attempts, elapsed time, the deadline and a budget.
+// Invariant: a call ends in its last attempt's own value or exception (rethrown unchanged), a
+// permanent verdict is never retried, and no wait is started that would end at or after the
+// deadline or max_elapsed: the retry gives up at once instead.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "backoff.hpp"
+#include "clock.hpp"
+#include "context.hpp"
+#include "detail/validate.hpp"
+#include "events.hpp"
+#include "random.hpp"
+#include "retry_budget.hpp"
+#include "verdict.hpp"
+
+namespace stockade {
+
+/// Why a retry layer made no further attempt.
+enum class give_up_reason : std::uint8_t {
+  verdict,    ///< not retryable: permanent, not in retry_on, refused by retry_if, or a rejection
+              ///< while retry_rejections is off
+  attempts,   ///< max_attempts reached
+  elapsed,    ///< the next attempt would start at or after max_elapsed since the first began
+  deadline,   ///< the next attempt would start at or after the call's deadline
+  budget,     ///< the shared retry budget refused
+  pushback,   ///< the hint said "do not retry" (a negative retry_after, as gRPC's pushback)
+  cancelled,  ///< the caller's stop token fired, before or during the wait
+};
+
+constexpr const char* to_string(give_up_reason reason) noexcept {
+  switch (reason) {
+    case give_up_reason::verdict:
+      return "verdict";
+    case give_up_reason::attempts:
+      return "attempts";
+    case give_up_reason::elapsed:
+      return "elapsed";
+    case give_up_reason::deadline:
+      return "deadline";
+    case give_up_reason::budget:
+      return "budget";
+    case give_up_reason::pushback:
+      return "pushback";
+    case give_up_reason::cancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+/// An attempt failed and another follows after `delay`.
+struct retry_scheduled {
+  static constexpr event_kind kind = event_kind::retry_scheduled;
+  std::string_view name;   ///< the call's name (context::name)
+  int attempt = 0;         ///< the attempt that failed, 1 for the first
+  duration delay{};        ///< the wait before the next attempt
+  outcome result{};        ///< the failed attempt's verdict, rejection flag and hint
+  bool from_hint = false;  ///< the delay is the outcome's retry_after, not the backoff's
+};
+
+/// No further attempt: the call ends with the last attempt's value or exception.
+struct retry_gave_up {
+  static constexpr event_kind kind = event_kind::retry_gave_up;
+  std::string_view name;
+  int attempts = 0;  ///< attempts made in this call
+  give_up_reason reason = give_up_reason::verdict;
+  outcome result{};  ///< the last attempt's outcome
+  duration delay{};  ///< elapsed, deadline, budget: the wait that would have come next
+};
+
+/// Refines retry_on: called for each failed attempt whose verdict retry_on allows; false means
+/// "do not retry this one". A plain function (a lambda without captures converts), so options
+/// stay a literal type; inspect the failure itself in the classifier.
+using retry_predicate = bool (*)(const outcome& result, const context& ctx);
+
+/// The options of a retry layer; every default is explained in docs/retry.md.
+template <backoff Backoff = backoff_schedule>
+struct retry_options {
+  /// Attempts in total, the first one included (1 disables retrying). 4 = Polly v8's default
+  /// MaxRetryAttempts (3) plus the first; also gRPC A6's example policy.
+  int max_attempts = 4;
+  /// A budget for all attempts and waits, counted from the start of the first attempt: no
+  /// attempt starts at or after it. Unlimited by default (as Failsafe): the call's deadline,
+  /// set by a timeout outside, is the usual bound. Setting it costs one clock read per call.
+  duration max_elapsed = duration::max();
+  /// Which verdicts are retried. permanent and success never are (validated).
+  verdict_set retry_on{verdict::transient, verdict::fatal};
+  /// Optional refinement of retry_on; nullptr: none.
+  retry_predicate retry_if = nullptr;
+  /// Retry a policy's rejection (breaker open, bulkhead full) like a transient failure, waiting
+  /// at least its retry-after hint. Off: a rejection ends the call at once.
+  bool retry_rejections = true;
+  /// The delay schedule before jitter. Default exponential{100ms, x2, 20s}: see backoff.hpp.
+  Backoff backoff{};
+  /// Full jitter by default, as the AWS SDKs' standard mode and the AWS note on backoff and
+  /// jitter recommend: clients that failed together do not come back together.
+  stockade::jitter jitter = stockade::jitter::full();
+  /// Cap on every wait: the backoff with its jitter, and a retry-after hint too.
+  duration max_delay = std::chrono::seconds(30);
+  /// A positive retry_after in the outcome (a server's Retry-After, a breaker's remaining open
+  /// time) replaces the computed delay; a negative one means "do not retry" (gRPC pushback).
+  bool use_retry_after = true;
+
+  constexpr void validate() const {
+    detail::require(max_attempts >= 1, "retry", "max_attempts", "must be at least 1", max_attempts);
+    detail::require(max_elapsed > duration::zero(), "retry", "max_elapsed", "must be positive",
+                    max_elapsed);
+    detail::require(!retry_on.contains(verdict::permanent), "retry", "retry_on",
+                    "must not contain permanent (the caller's fault is never retried)", false);
+    detail::require(!retry_on.contains(verdict::success), "retry", "retry_on",
+                    "must not contain success", false);
+    detail::require(max_delay >= duration::zero(), "retry", "max_delay", "must not be negative",
+                    max_delay);
+    detail::validate_backoff(backoff);
+    jitter.validate();
+  }
+};
+
+/// Actions run when an attempt's verdict is fatal (the resource is broken), e.g. re-arming a
+/// warm-up gate or dropping a pooled connection. They must not throw: they run while the
+/// failure they answer is being handled, and that failure must reach the caller unchanged.
+template <class... Actions>
+struct reset_actions {
+  static_assert((std::invocable<const Actions&> && ...),
+                "a reset action is called with no argument");
+
+  std::tuple<Actions...> actions;
+
+  static constexpr bool empty() noexcept { return sizeof...(Actions) == 0; }
+  void run() const noexcept {
+    std::apply([](const Actions&... action) { (static_cast<void>(action()), ...); }, actions);
+  }
+  template <class... More>
+  constexpr reset_actions<Actions..., More...> and_then(More... more) const {
+    return {std::tuple_cat(actions, std::tuple<More...>(std::move(more)...))};
+  }
+};
+
+/// The retry layer. Usually spelled with its options only:
+///   stockade::retry{{.max_attempts = 4, .backoff = stockade::exponential{200ms, 2.0, 2s}}}
+/// and refined by value: `.on_fatal([&] { gate.reset(); })`, `.with_budget(shared_budget)`,
+/// `.observed_by(obs)`, `.with_random(stockade::seeded_random{42})`. A user-defined backoff B
+/// goes through `stockade::retry{stockade::retry_options<B>{...}}`.
+/// The budget is part of the type, not an option: a policy without one must not even test a
+/// pointer, because any call the compiler cannot see through, on the success path, makes it keep
+/// the whole context in memory (measured: about 3 ns a call, bench/retry_bench.cpp).
+template <backoff Backoff = backoff_schedule, class Observer = null_observer,
+          random_source Random = default_random, class Reset = reset_actions<>,
+          budget_for_retry Budget = no_budget>
+class retry {
+ public:
+  using options_type = retry_options<Backoff>;
+
+  constexpr explicit retry(options_type options = {}, Observer observer = {}, Random random = {},
+                           Reset reset = {}, Budget* budget = nullptr)
+      : options_((options.validate(), std::move(options))),
+        observer_(std::move(observer)),
+        random_(std::move(random)),
+        reset_(std::move(reset)),
+        budget_(budget) {}
+
+  /// The same policy, with reset actions added to run on a fatal verdict.
+  template <class... Actions>
+  constexpr auto on_fatal(Actions... actions) const {
+    using more = decltype(reset_.and_then(std::move(actions)...));
+    return retry<Backoff, Observer, Random, more, Budget>(
+        options_, observer_, random_, reset_.and_then(std::move(actions)...), budget_);
+  }
+  /// The same policy, sharing `budget` (token_budget, percent_budget, any retry_budget or any
+  /// type with on_attempt/try_retry). Not owned: it must outlive the policy.
+  template <budget_for_retry B>
+  constexpr auto with_budget(B& budget) const {
+    return retry<Backoff, Observer, Random, Reset, B>(options_, observer_, random_, reset_,
+                                                      &budget);
+  }
+  /// The same policy, reporting to `observer` (e.g. stockade::observer_ref{counters}).
+  template <class O>
+  constexpr auto observed_by(O observer) const {
+    return retry<Backoff, O, Random, Reset, Budget>(options_, std::move(observer), random_, reset_,
+                                                    budget_);
+  }
+  /// The same policy, drawing its jitter from `source` (seeded_random in tests).
+  template <random_source R>
+  constexpr auto with_random(R source) const {
+    return retry<Backoff, Observer, R, Reset, Budget>(options_, observer_, std::move(source),
+                                                      reset_, budget_);
+  }
+
+  constexpr const options_type& options() const noexcept { return options_; }
+
+  /// The longest the waits of one call can add up to (hints count as max_delay), for analysis
+  /// of a stack's worst case; attempts themselves are not included. Once a wait reaches
+  /// max_delay, every later one is counted as max_delay, so this is O(retries before the cap).
+  constexpr duration worst_case_delay() const noexcept {
+    const duration cap = options_.max_delay;
+    duration total{};
+    for (int retry_number = 1; retry_number < options_.max_attempts; ++retry_number) {
+      const duration wait = longest_wait(retry_number);
+      if (wait >= cap) {
+        const auto remaining = static_cast<duration::rep>(options_.max_attempts - retry_number);
+        const duration rest = cap > duration::zero() && remaining > duration::max() / cap
+                                  ? duration::max()
+                                  : cap * remaining;
+        total = detail::saturating_sum(total, rest);
+        break;
+      }
+      total = detail::saturating_sum(total, wait);
+    }
+    return std::min(total, options_.max_elapsed);
+  }
+
+  template <class Next>
+  auto invoke(context& ctx, Next&& next) const {
+    using result_type = std::remove_cvref_t<decltype(next(ctx))>;
+    static_assert(std::is_move_constructible_v<result_type>,
+                  "stockade::retry keeps a failed result across its wait: it must be movable");
+
+    // The first attempt is written apart from the loop that follows a failure (which is kept
+    // out of line), so the success path is straight-line code in which the compiler can keep
+    // the context in registers instead of writing it to memory (measured in
+    // bench/retry_bench.cpp: about 3 ns a call).
+    const time_point elapsed_limit = has_elapsed_limit()
+                                         ? context::saturating_add(ctx.now(), options_.max_elapsed)
+                                         : no_deadline;
+    ctx.begin_attempt(1);
+    failure<result_type> failed;
+    try {
+      result_type result = next(ctx);
+      if (!ctx.has_outcome() || ctx.outcome().succeeded()) {
+        if constexpr (has_budget) budget_->on_attempt(verdict::success, true);
+        return result;
+      }
+      if (!plan_after_failure(ctx, 1, duration::zero(), elapsed_limit, failed.step)) {
+        return result;
+      }
+      if (failed.step.delay > duration::zero()) failed.value.emplace(std::move(result));
+    } catch (...) {
+      ctx.outcome_of_current_exception();
+      if (!plan_after_failure(ctx, 1, duration::zero(), elapsed_limit, failed.step)) throw;
+      failed.exception = std::current_exception();
+    }
+    return retry_after_failure(ctx, next, std::move(failed), elapsed_limit);
+  }
+
+ private:
+  static constexpr bool has_budget = !std::is_same_v<Budget, no_budget>;
+
+  struct plan {
+    bool retry = false;
+    bool reset = false;   // the verdict was fatal: run the reset actions
+    bool hinted = false;  // the delay came from the outcome's retry_after
+    give_up_reason reason = give_up_reason::verdict;
+    duration delay{};
+    time_point wake{};
+  };
+
+  /// A failed attempt that another follows: the plan, and what failed (an exception, or a value
+  /// held across the wait in case the wait is cut short).
+  template <class R>
+  struct failure {
+    plan step;
+    std::exception_ptr exception;
+    std::optional<R> value;
+  };
+
+  /// Attempts 2 and on. Each round waits as planned for the attempt that failed (out of any
+  /// catch block, so the wait does not keep an exception "being handled"), then tries again.
+  template <class Next, class R>
+  [[gnu::noinline]] R retry_after_failure(context& ctx, Next& next, failure<R> failed,
+                                          time_point elapsed_limit) const {
+    for (int attempt = 2;; ++attempt) {
+      const plan step = failed.step;
+      if (step.reset) reset_.run();
+      observer_.on(
+          retry_scheduled{ctx.name(), attempt - 1, step.delay, ctx.outcome(), step.hinted});
+      if (step.delay > duration::zero()) {
+        if (!ctx.sleep_until(step.wake)) {
+          observer_.on(retry_gave_up{ctx.name(), attempt - 1, give_up_reason::cancelled,
+                                     ctx.outcome(), step.delay});
+          if (failed.value) return std::move(*failed.value);
+          std::rethrow_exception(failed.exception);
+        }
+        failed.value.reset();
+      }
+      failed.exception = nullptr;
+
+      ctx.begin_attempt(attempt);
+      try {
+        R result = next(ctx);
+        if (!ctx.has_outcome() || ctx.outcome().succeeded()) {
+          if constexpr (has_budget) budget_->on_attempt(verdict::success, false);
+          return result;
+        }
+        if (!plan_after_failure(ctx, attempt, step.delay, elapsed_limit, failed.step)) {
+          return result;
+        }
+        if (failed.step.delay > duration::zero()) failed.value.emplace(std::move(result));
+      } catch (...) {
+        ctx.outcome_of_current_exception();
+        if (!plan_after_failure(ctx, attempt, step.delay, elapsed_limit, failed.step)) throw;
+        failed.exception = std::current_exception();
+      }
+    }
+  }
+
+  constexpr bool has_elapsed_limit() const noexcept {
+    return options_.max_elapsed != duration::max();
+  }
+
+  bool retryable(const outcome& result, const context& ctx) const {
+    if (result.kind == verdict::success || result.kind == verdict::permanent) return false;
+    if (!options_.retry_on.contains(result.kind)) return false;
+    if (result.rejected && !options_.retry_rejections) return false;
+    return options_.retry_if == nullptr || options_.retry_if(result, ctx);
+  }
+
+  /// Decides what follows a failed attempt (ctx.outcome()) into `step`: true for another
+  /// attempt after step.delay; false when giving up (reset actions run and the event is sent
+  /// here). Asks the budget last, because a budget charges the retries it grants.
+  bool plan_after_failure(context& ctx, int attempt, duration previous_delay,
+                          time_point elapsed_limit, plan& step) const {
+    const outcome& result = ctx.outcome();
+    step = plan{};
+    step.reset = !Reset::empty() && result.kind == verdict::fatal && !result.rejected;
+    if constexpr (has_budget) budget_->on_attempt(result, attempt == 1);
+
+    const auto give_up = [&](give_up_reason why) {
+      step.reason = why;
+      if (step.reset) reset_.run();
+      observer_.on(retry_gave_up{ctx.name(), attempt, why, result, step.delay});
+      return false;
+    };
+    if (!retryable(result, ctx)) return give_up(give_up_reason::verdict);
+    if (options_.use_retry_after && result.retry_after < duration::zero()) {
+      return give_up(give_up_reason::pushback);
+    }
+    if (attempt >= options_.max_attempts) return give_up(give_up_reason::attempts);
+
+    if (options_.use_retry_after && result.retry_after > duration::zero()) {
+      step.delay = std::min(result.retry_after, options_.max_delay);
+      step.hinted = true;
+    } else {
+      step.delay = jittered_delay(options_.backoff, options_.jitter, attempt, previous_delay,
+                                  options_.max_delay, random_);
+    }
+
+    if (step.delay > duration::zero() || ctx.has_deadline() || elapsed_limit != no_deadline) {
+      step.wake = context::saturating_add(ctx.now(), step.delay);
+      if (step.wake >= ctx.deadline() || step.wake >= elapsed_limit) {
+        return give_up(elapsed_limit < ctx.deadline() ? give_up_reason::elapsed
+                                                      : give_up_reason::deadline);
+      }
+    }
+    if (ctx.stop_requested()) return give_up(give_up_reason::cancelled);
+    if constexpr (has_budget) {
+      if (!budget_->try_retry()) return give_up(give_up_reason::budget);
+    }
+    step.retry = true;
+    return true;
+  }
+
+  constexpr duration longest_wait(int retry_number) const noexcept {
+    const duration cap = options_.max_delay;
+    if (options_.use_retry_after) return cap;
+    const duration computed = std::min(duration{options_.backoff.delay(retry_number)}, cap);
+    switch (options_.jitter.kind) {
+      case jitter_kind::decorrelated:
+        return cap;
+      case jitter_kind::proportional:
+        return detail::saturate(
+            static_cast<double>(computed.count()) * (1.0 + options_.jitter.spread), cap);
+      default:
+        return computed;
+    }
+  }
+
+  options_type options_;
+  [[no_unique_address]] mutable Observer observer_;
+  [[no_unique_address]] mutable Random random_;
+  [[no_unique_address]] Reset reset_;
+  Budget* budget_;  // null only for no_budget, which is never called through it
+};
+
+}  // namespace stockade
