@@ -24,7 +24,7 @@ enum class event_kind : std::uint8_t {
   bulkhead_rejected,      // bulkhead.hpp: full, or the wait for a slot ran out
   timeout_expired,        // timeout.hpp: an attempt failed after its deadline
   deadline_overrun,       // timeout.hpp: a value came back late and was kept
-  detached_abandoned,     // timeout.hpp: a detached call was left running at its deadline
+  detached_abandoned,     // detached_timeout.hpp: a call was left running at its deadline
   warmup_started,         // warmup_gate.hpp
   warmup_succeeded,       // warmup_gate.hpp
   warmup_failed,          // warmup_gate.hpp
