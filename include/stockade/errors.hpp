@@ -19,7 +19,8 @@ enum class errc {
   bulkhead_wait_exceeded,   ///< waited for a slot longer than max_wait or the deadline allows
   detached_limit_reached,   ///< too many abandoned detached calls still running
   deadline_already_passed,  ///< the call's deadline had passed before the policy could run it
-  cancelled,                ///< the call's stop token was triggered before the callee ran
+  cancelled,                ///< the caller's stop token fired while a policy waited (for a slot,
+                            ///< a warm-up, a detached call): the callee never ran or was abandoned
   // Failures observed by a policy; they describe the dependency, so breakers may count them.
   timeout,               ///< the attempt did not finish before its deadline
   warmup_failed,         ///< the warm-up action failed (or is cooling down after a failure)
