@@ -1,0 +1,312 @@
+// Health check: a probe's result, cached for a max age and refreshed by one caller at a time
+// (single flight) while every concurrent caller shares that one result; also a policy that
+// refuses calls while the dependency is unhealthy.
+// Invariant: freshness is one atomic word (epoch, fresh, healthy) cleared by a clock timer when
+// the result ages out, so the fresh path reads no clock and takes no lock; a timer only clears
+// the epoch it was armed for.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "clock.hpp"
+#include "context.hpp"
+#include "detail/timer_thread.hpp"
+#include "detail/validate.hpp"
+#include "errors.hpp"
+#include "events.hpp"
+#include "single_flight.hpp"
+
+namespace stockade {
+
+struct health_check_options {
+  /// How long a healthy result is reused. 10 s: Kubernetes' default probe period (periodSeconds).
+  duration max_age = std::chrono::seconds(10);
+  /// How long an unhealthy result is reused before the next probe. Shorter than max_age so a
+  /// recovery is seen quickly, yet one probe per second at most however many callers are
+  /// refused. (Envoy likewise has a separate `unhealthy_interval`.)
+  duration unhealthy_max_age = std::chrono::seconds(1);
+  /// The probe's own time limit; a probe that takes longer counts as unhealthy. 1 s: Kubernetes'
+  /// default probe timeout (timeoutSeconds). The caller's deadline may cut it shorter.
+  duration probe_timeout = std::chrono::seconds(1);
+
+  constexpr void validate() const {
+    detail::require(max_age > duration::zero(), "health_check", "max_age", "must be positive",
+                    max_age);
+    detail::require(unhealthy_max_age > duration::zero(), "health_check", "unhealthy_max_age",
+                    "must be positive", unhealthy_max_age);
+    detail::require(probe_timeout > duration::zero(), "health_check", "probe_timeout",
+                    "must be positive", probe_timeout);
+  }
+};
+
+/// The probe ran (once, for every caller that was waiting for it).
+struct health_probed {
+  static constexpr event_kind kind = event_kind::health_probed;
+  bool healthy;
+  duration took;  ///< how long the probe ran (on the caller's clock)
+  std::string_view name;
+};
+
+/// A call was refused because the last probe said "unhealthy".
+struct health_rejected {
+  static constexpr event_kind kind = event_kind::health_rejected;
+  duration retry_after;  ///< until the unhealthy result ages out and a probe runs again
+  std::string_view name;
+};
+
+/// What the health check knows, for dashboards and tests.
+struct health_status {
+  bool healthy = false;      ///< the last result (false before the first probe)
+  bool fresh = false;        ///< younger than its max age
+  time_point checked_at{};   ///< when the last probe finished (on the health check's clock)
+  std::uint64_t probes = 0;  ///< probes run so far
+};
+
+/// What a probe may be: takes `context&` or nothing; returns bool (healthy) or void (healthy
+/// unless it throws). A probe that throws reports "unhealthy".
+template <class P>
+concept health_probe = std::copy_constructible<std::decay_t<P>> &&
+    (std::is_invocable_r_v<bool, std::decay_t<P>&, context&> ||
+     std::is_invocable_r_v<bool, std::decay_t<P>&> ||
+     std::is_invocable_r_v<void, std::decay_t<P>&, context&> ||
+     std::is_invocable_r_v<void, std::decay_t<P>&>);
+
+namespace detail {
+
+template <class P>
+std::function<bool(context&)> as_probe(P&& probe) {
+  using F = std::decay_t<P>;
+  return [f = F(std::forward<P>(probe))](context& ctx) mutable -> bool {
+    if constexpr (std::is_invocable_v<F&, context&>) {
+      if constexpr (std::is_void_v<std::invoke_result_t<F&, context&>>) {
+        std::invoke(f, ctx);
+        return true;
+      } else {
+        return static_cast<bool>(std::invoke(f, ctx));
+      }
+    } else if constexpr (std::is_void_v<std::invoke_result_t<F&>>) {
+      std::invoke(f);
+      return true;
+    } else {
+      return static_cast<bool>(std::invoke(f));
+    }
+  };
+}
+
+/// A stop request scheduled on a clock that runs `Action` (once) unless disarmed first. For
+/// work that must happen at a time outside any call (a result ageing out) without a thread.
+template <class Action>
+class clock_alarm {
+ public:
+  clock_alarm() = default;
+  clock_alarm(const clock_alarm&) = delete;
+  clock_alarm& operator=(const clock_alarm&) = delete;
+  ~clock_alarm() { disarm(); }
+
+  /// Replaces any alarm set before. With `at` already past, `action` runs now, on this thread.
+  void arm(clock& on, time_point at, Action action) {
+    disarm();
+    if (at == no_deadline) return;  // never: no timer entry at all
+    source_ = std::stop_source{};
+    callback_.emplace(source_.get_token(), std::move(action));
+    clock_ = &on;
+    ticket_ = on.schedule_stop(at, source_);
+  }
+  /// After disarm() returns, the action is not running and will not run.
+  void disarm() noexcept {
+    if (clock_ != nullptr && ticket_ != 0) clock_->cancel_stop(ticket_);
+    callback_.reset();  // waits for an action running on the timer's thread
+    clock_ = nullptr;
+    ticket_ = 0;
+  }
+
+ private:
+  clock* clock_ = nullptr;
+  std::uint64_t ticket_ = 0;
+  std::stop_source source_{std::nostopstate};
+  std::optional<std::stop_callback<Action>> callback_;  // destroyed before source_
+};
+
+/// Keeps the real clock's timer thread alive as long as an object made after this call:
+/// function-local statics die in reverse order of construction, so a static health check or
+/// resource that disarms an alarm in its destructor never finds the timer already gone.
+inline void outlive_me_timer(clock& on) {
+  if (&on == &real_clock::instance()) (void)timer_thread::instance();
+}
+
+}  // namespace detail
+
+template <class Observer = null_observer>
+class health_check {
+ public:
+  /// `probe` checks the dependency (see health_probe). `time_source` times the max age; it must
+  /// be the clock the callers' contexts use (the real clock unless testing).
+  template <class Probe>
+  requires(!std::is_same_v<std::remove_cvref_t<Probe>, health_check> &&
+           health_probe<Probe>) explicit health_check(Probe&& probe,
+                                                      health_check_options options = {},
+                                                      clock& time_source = real_clock::instance(),
+                                                      Observer observer = {})
+      : probe_(detail::as_probe(std::forward<Probe>(probe))),
+        options_((options.validate(), options)),
+        clock_(&time_source),
+        observer_(std::move(observer)) {
+    detail::outlive_me_timer(time_source);
+  }
+
+  health_check(const health_check&) = delete;
+  health_check& operator=(const health_check&) = delete;
+  ~health_check() {
+    std::lock_guard lock(publish_mutex_);
+    alarm_.disarm();
+  }
+
+  /// A callback run once per probe that reports unhealthy (not once per refused call), e.g. to
+  /// reset a warm-up gate or retire a connection. Set it before the health check is shared.
+  void on_unhealthy(std::function<void()> reset_action) { reset_action_ = std::move(reset_action); }
+
+  /// The last result while it is fresh; otherwise probes (one caller probes, every concurrent
+  /// caller gets its result). A caller whose deadline passes while another caller's probe runs
+  /// throws stockade::error(errc::timeout); one whose stop token fires, errc::cancelled.
+  bool check(context& ctx) {
+    const std::uint64_t word = state_.load(std::memory_order_acquire);
+    if ((word & fresh_bit) != 0) [[likely]] {
+      return (word & healthy_bit) != 0;
+    }
+    return probe_flight_.run(ctx, [this](context& leader) { return probe_as_leader(leader); });
+  }
+  /// check() for a caller without a context: no deadline (the probe still has its timeout).
+  bool check() {
+    context ctx{*clock_};
+    return check(ctx);
+  }
+
+  /// True while a fresh result says healthy: what the policy's fast path tests.
+  bool fresh_and_healthy() const noexcept {
+    return (state_.load(std::memory_order_acquire) & both_bits) == both_bits;
+  }
+
+  health_status status() const {
+    const std::uint64_t word = state_.load(std::memory_order_acquire);
+    std::lock_guard lock(publish_mutex_);
+    return {(word & healthy_bit) != 0, (word & fresh_bit) != 0, checked_at_, probes_};
+  }
+
+  /// Makes the last result stale: the next check() probes.
+  void invalidate() noexcept {
+    std::uint64_t word = state_.load(std::memory_order_relaxed);
+    while (!state_.compare_exchange_weak(word, word & ~fresh_bit, std::memory_order_acq_rel)) {
+    }
+  }
+
+  /// As a policy: the call goes through while health is fresh and healthy (one atomic load);
+  /// otherwise the health is checked first, and an unhealthy result refuses the call with
+  /// stockade::error(errc::unhealthy) (transient, retry_after: until the next probe is due).
+  template <class Next>
+  auto invoke(context& ctx, Next&& next) {
+    if (!fresh_and_healthy()) [[unlikely]] {
+      require_healthy(ctx);
+    }
+    return std::forward<Next>(next)(ctx);
+  }
+
+  constexpr const health_check_options& options() const noexcept { return options_; }
+  Observer& observer() noexcept { return observer_; }
+
+ private:
+  static constexpr std::uint64_t fresh_bit = 1;
+  static constexpr std::uint64_t healthy_bit = 2;
+  static constexpr std::uint64_t both_bits = fresh_bit | healthy_bit;
+  static constexpr unsigned epoch_shift = 2;
+
+  /// Clears `fresh` when the result of `epoch` ages out (a later result has another epoch).
+  struct age_out {
+    health_check* owner;
+    std::uint64_t epoch;
+    void operator()() const noexcept {
+      std::uint64_t word = owner->state_.load(std::memory_order_relaxed);
+      while ((word >> epoch_shift) == epoch && (word & fresh_bit) != 0 &&
+             !owner->state_.compare_exchange_weak(word, word & ~fresh_bit,
+                                                  std::memory_order_acq_rel)) {
+      }
+    }
+  };
+
+  bool probe_as_leader(context& leader) {
+    // A run that finished while this caller queued for the flight already refreshed the result.
+    const std::uint64_t word = state_.load(std::memory_order_acquire);
+    if ((word & fresh_bit) != 0) return (word & healthy_bit) != 0;
+
+    const time_point started = leader.refresh_now();
+    const time_point own_deadline = context::saturating_add(started, options_.probe_timeout);
+    bool healthy = false;
+    {
+      context probe_ctx{leader.clock()};
+      detail::derive_context(probe_ctx, leader, own_deadline);
+      try {
+        healthy = probe_(probe_ctx);
+      } catch (...) {
+        healthy = false;
+      }
+    }
+    const time_point finished = leader.refresh_now();
+    if (finished > own_deadline) healthy = false;  // too slow counts as unhealthy
+    // A failure the leader may have caused by giving up is not the dependency's answer: throw,
+    // and the flight hands the probe to a waiter.
+    if (!healthy && detail::caller_gave_up(leader)) detail::throw_give_up(leader, errc::timeout);
+
+    publish(healthy);
+    observer_.on(health_probed{healthy, finished - started, leader.name()});
+    if (!healthy && reset_action_) reset_action_();
+    return healthy;
+  }
+
+  void publish(bool healthy) {
+    std::lock_guard lock(publish_mutex_);
+    const std::uint64_t epoch = ++epoch_;
+    state_.store((epoch << epoch_shift) | fresh_bit | (healthy ? healthy_bit : 0),
+                 std::memory_order_release);
+    checked_at_ = clock_->now();
+    ++probes_;
+    const duration age = healthy ? options_.max_age : options_.unhealthy_max_age;
+    alarm_.arm(*clock_, context::saturating_add(checked_at_, age), age_out{this, epoch});
+  }
+
+  void require_healthy(context& ctx) {
+    if (check(ctx)) return;
+    duration retry_after{0};
+    {
+      std::lock_guard lock(publish_mutex_);
+      const time_point due = context::saturating_add(checked_at_, options_.unhealthy_max_age);
+      const time_point now = clock_->now();
+      if (due > now) retry_after = due - now;
+    }
+    observer_.on(health_rejected{retry_after, ctx.name()});
+    throw error(errc::unhealthy, retry_after);
+  }
+
+  std::function<bool(context&)> probe_;
+  std::function<void()> reset_action_;
+  health_check_options options_;
+  clock* clock_;
+  [[no_unique_address]] Observer observer_;
+  std::atomic<std::uint64_t> state_{0};  // epoch << 2 | healthy | fresh
+  flight<bool> probe_flight_{errc::timeout};
+  mutable std::mutex publish_mutex_;  // guards the fields below; never held while probing
+  std::uint64_t epoch_ = 0;
+  time_point checked_at_{};
+  std::uint64_t probes_ = 0;
+  detail::clock_alarm<age_out> alarm_;
+};
+
+}  // namespace stockade

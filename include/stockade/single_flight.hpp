@@ -1,0 +1,244 @@
+// Single flight: one caller (the leader) runs some work, every caller that arrives while it runs
+// waits for it and gets a copy of the same result or the same exception.
+// Invariant: a caller's own give-up (its deadline or stop token) never reaches another caller; a
+// leader that gives up hands the work to a waiter, which runs it again under its own deadline.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+
+#include "context.hpp"
+#include "errors.hpp"
+#include "policy.hpp"
+
+namespace stockade {
+
+namespace detail {
+
+/// One run of the work, shared by its leader and its waiters. Guarded by the owner's mutex.
+template <class R>
+struct flight_run {
+  std::condition_variable_any cv;  // notified when done or when the leader leaves
+  bool done = false;
+  bool has_leader = true;
+  std::size_t waiters = 0;
+  std::optional<R> value;
+  std::exception_ptr failure;
+};
+
+/// True once this caller no longer waits: its stop token fired or its deadline passed.
+inline bool caller_gave_up(context& ctx) {
+  ctx.refresh_now();
+  return ctx.stop_requested() || ctx.expired();
+}
+
+[[noreturn]] inline void throw_give_up(context& ctx, errc wait_exceeded) {
+  if (ctx.stop_requested()) throw error(errc::cancelled);
+  throw error(wait_exceeded);
+}
+
+/// The one algorithm behind flight<R> and single_flight<Key, R>. `lock` holds the owner's
+/// mutex; `slot` finds, installs and forgets the run in progress (a member, or a map entry).
+template <class R, class Slot, class Work>
+R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Work& work,
+               errc wait_exceeded) {
+  std::shared_ptr<flight_run<R>> run = slot.current();
+  const auto lead = [&]() -> R {
+    lock.unlock();
+    std::optional<R> value;
+    try {
+      value.emplace(std::invoke(work, ctx));
+    } catch (...) {
+      // Decided once, here: the leader's give-up is its own; any other failure is the work's
+      // answer and goes to every waiter.
+      const bool gave_up = caller_gave_up(ctx);
+      lock.lock();
+      if (gave_up) {
+        run->has_leader = false;
+        if (run->waiters == 0) slot.forget(run);
+      } else {
+        run->failure = std::current_exception();
+        run->done = true;
+        slot.forget(run);
+      }
+      run->cv.notify_all();
+      throw;
+    }
+    lock.lock();
+    try {
+      run->value.emplace(*value);
+    } catch (...) {
+      run->failure = std::current_exception();  // a copy that throws fails the waiters only
+    }
+    run->done = true;
+    slot.forget(run);
+    run->cv.notify_all();
+    return std::move(*value);
+  };
+
+  if (!run || !run->has_leader) {
+    // Never start (or take over) work this caller could not wait for.
+    if (caller_gave_up(ctx)) {
+      if (run && !run->has_leader && run->waiters == 0) slot.forget(run);
+      throw_give_up(ctx, wait_exceeded);
+    }
+    if (!run) {
+      run = std::make_shared<flight_run<R>>();
+      slot.install(run);
+    }
+    run->has_leader = true;
+    return lead();
+  }
+
+  ++run->waiters;
+  for (;;) {
+    const bool woken =
+        ctx.wait_until(lock, run->cv, no_deadline, [&] { return run->done || !run->has_leader; });
+    if (run->done) {
+      --run->waiters;
+      if (run->failure) std::rethrow_exception(run->failure);
+      return *run->value;
+    }
+    const bool gave_up = !woken || caller_gave_up(ctx);
+    if (!gave_up && !run->has_leader) {
+      --run->waiters;
+      run->has_leader = true;  // this waiter takes over the work
+      return lead();
+    }
+    if (gave_up) {
+      --run->waiters;
+      if (!run->has_leader && run->waiters == 0) slot.forget(run);
+      throw_give_up(ctx, wait_exceeded);
+    }
+  }
+}
+
+/// Prepares `child` (built on parent.clock()) to run shared work on behalf of `parent`: the same
+/// stop token and name, a deadline no later than `deadline`. Shared work (a warm-up, a probe)
+/// runs on its own context so it cannot change the caller's attempt, outcome or resource.
+inline void derive_context(context& child, const context& parent, time_point deadline) noexcept {
+  child.set_deadline(std::min(deadline, parent.deadline()))
+      .set_stop_token(parent.caller_stop_token())
+      .set_name(parent.name());
+}
+
+template <class F, class R>
+concept flight_work = std::is_invocable_v<F&, context&> &&
+    std::is_convertible_v<std::invoke_result_t<F&, context&>, R>;
+
+}  // namespace detail
+
+/// A single slot of single flight, without keys: e.g. "the" warm-up or "the" health probe.
+///   stockade::flight<config> refresh;
+///   config c = refresh.run(ctx, [&](stockade::context& c) { return load_config(c); });
+/// R must be copyable: every waiter gets its own copy (use a shared_ptr for large results).
+/// A waiter whose deadline passes throws stockade::error(wait_exceeded) (errc::timeout unless
+/// told otherwise); one whose stop token fires throws stockade::error(errc::cancelled).
+template <class R>
+class flight {
+  static_assert(std::is_copy_constructible_v<R>, "stockade::flight: R must be copyable");
+
+ public:
+  explicit flight(errc wait_exceeded = errc::timeout) noexcept : wait_exceeded_(wait_exceeded) {}
+  flight(const flight&) = delete;
+  flight& operator=(const flight&) = delete;
+
+  /// Runs `work(ctx)` if no run is in progress (this caller leads), or waits for the one in
+  /// progress and returns its result. The leader's work sees the leader's context.
+  template <detail::flight_work<R> Work>
+  R run(context& ctx, Work&& work) {
+    std::unique_lock lock(mutex_);
+    slot self{this};
+    return detail::join_or_lead<R>(lock, self, ctx, work, wait_exceeded_);
+  }
+
+  /// True while a run is in progress (or waits for a waiter to take it over).
+  bool in_flight() const {
+    std::lock_guard lock(mutex_);
+    return current_ != nullptr;
+  }
+  /// Callers waiting for the run in progress (not counting its leader).
+  std::size_t waiting() const {
+    std::lock_guard lock(mutex_);
+    return current_ ? current_->waiters : 0;
+  }
+
+ private:
+  struct slot {
+    flight* owner;
+    std::shared_ptr<detail::flight_run<R>> current() const { return owner->current_; }
+    void install(std::shared_ptr<detail::flight_run<R>> run) { owner->current_ = std::move(run); }
+    void forget(const std::shared_ptr<detail::flight_run<R>>& run) {
+      if (owner->current_ == run) owner->current_.reset();
+    }
+  };
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<detail::flight_run<R>> current_;
+  errc wait_exceeded_;
+};
+
+/// Single flight by key: concurrent callers with equal keys share one run; different keys run
+/// independently. A key is forgotten as soon as its run ends, so the map holds only runs in
+/// progress.
+///   stockade::single_flight<std::string, user> users;
+///   user u = users.run(ctx, id, [&](stockade::context& c) { return db.load_user(id, c); });
+template <class Key, class R, class Hash = std::hash<Key>, class KeyEqual = std::equal_to<Key>>
+class single_flight {
+  static_assert(std::is_copy_constructible_v<R>, "stockade::single_flight: R must be copyable");
+
+ public:
+  explicit single_flight(errc wait_exceeded = errc::timeout) : wait_exceeded_(wait_exceeded) {}
+  single_flight(const single_flight&) = delete;
+  single_flight& operator=(const single_flight&) = delete;
+
+  template <detail::flight_work<R> Work>
+  R run(context& ctx, const Key& key, Work&& work) {
+    std::unique_lock lock(mutex_);
+    slot self{this, key};
+    return detail::join_or_lead<R>(lock, self, ctx, work, wait_exceeded_);
+  }
+
+  /// Keys with a run in progress.
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return runs_.size();
+  }
+  std::size_t waiting(const Key& key) const {
+    std::lock_guard lock(mutex_);
+    const auto found = runs_.find(key);
+    return found == runs_.end() ? 0 : found->second->waiters;
+  }
+
+ private:
+  struct slot {
+    single_flight* owner;
+    const Key& key;
+    std::shared_ptr<detail::flight_run<R>> current() const {
+      const auto found = owner->runs_.find(key);
+      return found == owner->runs_.end() ? nullptr : found->second;
+    }
+    void install(std::shared_ptr<detail::flight_run<R>> run) {
+      owner->runs_.insert_or_assign(key, std::move(run));
+    }
+    void forget(const std::shared_ptr<detail::flight_run<R>>& run) {
+      const auto found = owner->runs_.find(key);
+      if (found != owner->runs_.end() && found->second == run) owner->runs_.erase(found);
+    }
+  };
+
+  mutable std::mutex mutex_;
+  std::unordered_map<Key, std::shared_ptr<detail::flight_run<R>>, Hash, KeyEqual> runs_;
+  errc wait_exceeded_;
+};
+
+}  // namespace stockade

@@ -1,0 +1,326 @@
+// Warm-up gate: holds calls until a warm-up action (connect, verify, fill a cache) has succeeded.
+// One caller runs it (single flight), the others wait, each bounded by its own deadline; a failure
+// cools down with backoff; reset(generation) re-arms the gate once per generation.
+// Invariant: state_ is (generation << 1 | ready). Only a warm-up of the current generation sets
+// ready, and only reset() moves the generation, so the ready path is one atomic load.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "backoff.hpp"
+#include "clock.hpp"
+#include "context.hpp"
+#include "errors.hpp"
+#include "events.hpp"
+#include "random.hpp"
+#include "single_flight.hpp"
+#include "verdict.hpp"
+
+namespace stockade {
+
+struct warmup_gate_options {
+  /// The wait after the n-th consecutive failed warm-up before the next one may run; callers
+  /// arriving meanwhile are refused at once (errc::warmup_failed, retry_after = time left).
+  /// Default: gRPC's connection backoff (1 s, x1.6, at most 120 s), since a warm-up is usually
+  /// a connection being made.
+  backoff_schedule cool_down = exponential{std::chrono::seconds(1), 1.6, std::chrono::seconds(120)};
+  /// Spread of the cool-down. Default ±20%, also gRPC's connection backoff, so instances that
+  /// failed together do not all warm up again together.
+  jitter cool_down_jitter = jitter::proportional(0.2);
+  /// As a policy: re-arm the gate when the call inside ends in a fatal verdict (the resource is
+  /// broken; warm it again). Only the first fatal of a generation re-arms.
+  bool reset_on_fatal = true;
+
+  constexpr void validate() const {
+    cool_down.validate();
+    cool_down_jitter.validate();
+  }
+};
+
+/// A warm-up began (once per attempt, whatever the number of callers waiting for it).
+struct warmup_started {
+  static constexpr event_kind kind = event_kind::warmup_started;
+  std::uint64_t generation;
+  int attempt;  ///< 1 + the consecutive failures before it
+  std::string_view name;
+};
+
+struct warmup_succeeded {
+  static constexpr event_kind kind = event_kind::warmup_succeeded;
+  std::uint64_t generation;
+  duration took;
+  std::string_view name;
+};
+
+struct warmup_failed {
+  static constexpr event_kind kind = event_kind::warmup_failed;
+  std::uint64_t generation;
+  int consecutive_failures;
+  duration cool_down;  ///< no warm-up runs again before this has passed
+  std::string_view name;
+};
+
+/// The gate was re-armed: calls wait for a new warm-up.
+struct gate_reset {
+  static constexpr event_kind kind = event_kind::gate_reset;
+  std::uint64_t from_generation;
+  std::uint64_t to_generation;
+};
+
+/// What a warm-up action may be: takes nothing, `context&`, or `context&` and the generation it
+/// warms; returns void or bool (false: failed). It fails by throwing (or returning false).
+template <class A>
+concept warmup_action = std::copy_constructible<std::decay_t<A>> &&
+    (std::is_invocable_v<std::decay_t<A>&, context&, std::uint64_t> ||
+     std::is_invocable_v<std::decay_t<A>&, context&> || std::is_invocable_v<std::decay_t<A>&>);
+
+namespace detail {
+
+template <class A>
+std::function<void(context&, std::uint64_t)> as_warmup(A&& action) {
+  using F = std::decay_t<A>;
+  return [f = F(std::forward<A>(action))](context& ctx, std::uint64_t generation) mutable {
+    const auto run = [&]() -> decltype(auto) {
+      if constexpr (std::is_invocable_v<F&, context&, std::uint64_t>) {
+        return std::invoke(f, ctx, generation);
+      } else if constexpr (std::is_invocable_v<F&, context&>) {
+        return std::invoke(f, ctx);
+      } else {
+        return std::invoke(f);
+      }
+    };
+    if constexpr (std::is_same_v<decltype(run()), bool>) {
+      if (!run())
+        throw std::runtime_error("stockade::warmup_gate: the warm-up action returned false");
+    } else {
+      run();
+    }
+  };
+}
+
+}  // namespace detail
+
+template <class Observer = null_observer>
+class warmup_gate {
+ public:
+  /// `time_source` is used only by start() without a context; calls use their context's clock.
+  template <class Action>
+  requires(!std::is_same_v<std::remove_cvref_t<Action>, warmup_gate> &&
+           warmup_action<Action>) explicit warmup_gate(Action&& action,
+                                                       warmup_gate_options options = {},
+                                                       clock& time_source = real_clock::instance(),
+                                                       Observer observer = {})
+      : action_(detail::as_warmup(std::forward<Action>(action))),
+        options_((options.validate(), options)),
+        clock_(&time_source),
+        observer_(std::move(observer)) {}
+
+  warmup_gate(const warmup_gate&) = delete;
+  warmup_gate& operator=(const warmup_gate&) = delete;
+
+  bool ready() const noexcept { return (state_.load(std::memory_order_acquire) & ready_bit) != 0; }
+  /// Generations count re-arms: 1 until the first reset.
+  std::uint64_t generation() const noexcept { return state_.load(std::memory_order_acquire) >> 1; }
+  int consecutive_failures() const {
+    std::lock_guard lock(failure_mutex_);
+    return consecutive_failures_;
+  }
+
+  /// Returns the ready generation, warming up first if needed: the first caller runs the
+  /// warm-up, the others wait for it. Throws stockade::error with
+  ///  - errc::warmup_failed (transient): the warm-up failed, or is cooling down after a failure
+  ///    (retry_after: the time left); the action's own exception is nested (std::nested_exception);
+  ///  - errc::warmup_wait_exceeded: this caller's deadline passed first;
+  ///  - errc::cancelled: this caller's stop token fired first.
+  std::uint64_t wait_ready(context& ctx) {
+    for (;;) {
+      const std::uint64_t word = state_.load(std::memory_order_acquire);
+      if ((word & ready_bit) != 0) return word >> 1;
+      if (const warm_result refusal = cooling_down(ctx, word >> 1); refusal.failed) {
+        throw_warmup_failed(refusal);
+      }
+      const warm_result result =
+          flight_.run(ctx, [this](context& leader) { return warm_as_leader(leader); });
+      if (result.failed) throw_warmup_failed(result);
+      // Success, or a warm-up of a generation reset meanwhile: look again.
+    }
+  }
+
+  /// Warms up now (on this thread) unless ready: e.g. at start-up, before the first call.
+  void start(context& ctx) { (void)wait_ready(ctx); }
+  void start() {
+    context ctx{*clock_};
+    start(ctx);
+  }
+
+  /// Re-arms the gate if it is still at `seen_generation` (the generation the caller's failed
+  /// call ran under); true if this call re-armed it. So any number of concurrent failures of one
+  /// generation re-arm it once.
+  bool reset(std::uint64_t seen_generation) noexcept {
+    std::uint64_t word = state_.load(std::memory_order_acquire);
+    while ((word >> 1) == seen_generation) {
+      if (state_.compare_exchange_weak(word, (seen_generation + 1) << 1,
+                                       std::memory_order_acq_rel)) {
+        observer_.on(gate_reset{seen_generation, seen_generation + 1});
+        return true;
+      }
+    }
+    return false;
+  }
+  /// Re-arms the gate whatever its generation.
+  void reset() noexcept {
+    std::uint64_t word = state_.load(std::memory_order_acquire);
+    while (!state_.compare_exchange_weak(word, ((word >> 1) + 1) << 1, std::memory_order_acq_rel)) {
+    }
+    observer_.on(gate_reset{word >> 1, (word >> 1) + 1});
+  }
+
+  /// As a policy: the call goes through once the gate is ready (one atomic load when it is);
+  /// with reset_on_fatal, a fatal verdict of the call re-arms the generation it ran under.
+  template <class Next>
+  auto invoke(context& ctx, Next&& next) {
+    const std::uint64_t word = state_.load(std::memory_order_acquire);
+    std::uint64_t generation = word >> 1;
+    if ((word & ready_bit) == 0) [[unlikely]] {
+      generation = wait_ready(ctx);
+    }
+    if (!options_.reset_on_fatal) return std::forward<Next>(next)(ctx);
+    try {
+      auto result = std::forward<Next>(next)(ctx);
+      if (ctx.has_outcome() && is_fatal(ctx.outcome())) [[unlikely]] {
+        reset(generation);
+      }
+      return result;
+    } catch (...) {
+      if (is_fatal(ctx.outcome_of_current_exception())) reset(generation);
+      throw;
+    }
+  }
+
+  constexpr const warmup_gate_options& options() const noexcept { return options_; }
+  Observer& observer() noexcept { return observer_; }
+
+ private:
+  static constexpr std::uint64_t ready_bit = 1;
+
+  /// What one warm-up run gives everyone who waited for it. A failure is carried as its parts,
+  /// and each caller throws an error object of its own: an exception object shared by threads
+  /// is freed by whichever lets go last, which ThreadSanitizer cannot see (libstdc++ counts the
+  /// references in uninstrumented code) and reports as a race in the callers' catch blocks.
+  struct warm_result {
+    bool failed = false;
+    duration retry_after{0};
+    std::exception_ptr cause;  ///< the action's exception, nested in the error thrown
+  };
+
+  static bool is_fatal(const outcome& result) noexcept {
+    return result.kind == verdict::fatal && !result.rejected;
+  }
+
+  /// Throws errc::warmup_failed with the action's own exception nested, so it stays reachable.
+  [[noreturn]] static void throw_warmup_failed(const warm_result& failure) {
+    try {
+      std::rethrow_exception(failure.cause);
+    } catch (...) {
+      std::throw_with_nested(error(errc::warmup_failed, failure.retry_after));
+    }
+  }
+
+  /// A failure (with the time left) while `generation` cools down after a failed warm-up.
+  warm_result cooling_down(context& ctx, std::uint64_t generation) {
+    std::lock_guard lock(failure_mutex_);
+    if (consecutive_failures_ == 0 || failed_generation_ != generation) return {};
+    const time_point now = ctx.now();
+    if (now >= cool_down_until_) return {};
+    return {true, cool_down_until_ - now, last_failure_};
+  }
+
+  warm_result warm_as_leader(context& leader) {
+    // A run that ended while this caller queued for the flight may have done the work.
+    const std::uint64_t word = state_.load(std::memory_order_acquire);
+    if ((word & ready_bit) != 0) return {};
+    const std::uint64_t generation = word >> 1;
+    if (warm_result refusal = cooling_down(leader, generation); refusal.failed) return refusal;
+
+    int attempt = 0;
+    {
+      std::lock_guard lock(failure_mutex_);
+      attempt = consecutive_failures_ + 1;
+    }
+    observer_.on(warmup_started{generation, attempt, leader.name()});
+    const time_point started = leader.refresh_now();
+    std::exception_ptr failure;
+    {
+      context warm_ctx{leader.clock()};
+      detail::derive_context(warm_ctx, leader, no_deadline);
+      try {
+        action_(warm_ctx, generation);
+      } catch (...) {
+        // The leader's own give-up is not the warm-up's answer: the flight hands it to a waiter.
+        if (detail::caller_gave_up(leader)) {
+          std::throw_with_nested(
+              error(leader.stop_requested() ? errc::cancelled : errc::warmup_wait_exceeded));
+        }
+        failure = std::current_exception();
+      }
+    }
+    const time_point finished = leader.refresh_now();
+    if (failure) return record_failure(leader, generation, failure, finished);
+
+    {
+      std::lock_guard lock(failure_mutex_);
+      consecutive_failures_ = 0;
+      previous_cool_down_ = duration::zero();
+    }
+    std::uint64_t expected = generation << 1;
+    // Fails only if reset() moved on while warming: this warm-up belongs to a generation that
+    // is gone, so it must not open the gate; the callers' loop warms the new one.
+    if (state_.compare_exchange_strong(expected, expected | ready_bit, std::memory_order_acq_rel)) {
+      observer_.on(warmup_succeeded{generation, finished - started, leader.name()});
+    }
+    return {};
+  }
+
+  warm_result record_failure(context& leader, std::uint64_t generation,
+                             const std::exception_ptr& cause, time_point finished) {
+    int failures = 0;
+    duration cool_down{0};
+    {
+      std::lock_guard lock(failure_mutex_);
+      failures = ++consecutive_failures_;
+      default_random random;
+      cool_down = jittered_delay(options_.cool_down, options_.cool_down_jitter, failures,
+                                 previous_cool_down_, options_.cool_down.max_delay(), random);
+      previous_cool_down_ = cool_down;
+      failed_generation_ = generation;
+      cool_down_until_ = context::saturating_add(finished, cool_down);
+      last_failure_ = cause;
+    }
+    observer_.on(warmup_failed{generation, failures, cool_down, leader.name()});
+    return {true, cool_down, cause};
+  }
+
+  std::function<void(context&, std::uint64_t)> action_;
+  warmup_gate_options options_;
+  clock* clock_;
+  [[no_unique_address]] Observer observer_;
+  std::atomic<std::uint64_t> state_{1U << 1U};  // generation 1, not ready
+  flight<warm_result> flight_{errc::warmup_wait_exceeded};
+  mutable std::mutex failure_mutex_;  // guards the cool-down state below
+  int consecutive_failures_ = 0;
+  duration previous_cool_down_{0};
+  std::uint64_t failed_generation_ = 0;  // the cool-down holds only while this is current
+  time_point cool_down_until_{};
+  std::exception_ptr last_failure_;
+};
+
+}  // namespace stockade
