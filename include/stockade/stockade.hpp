@@ -14,10 +14,17 @@
 
 // The policies and what they are built from.
 #include "backoff.hpp"
+#include "breaker_registry.hpp"
 #include "bulkhead.hpp"
+#include "circuit_breaker.hpp"
 #include "detached_timeout.hpp"
 #include "fault_injection.hpp"
+#include "health_check.hpp"
 #include "random.hpp"
+#include "resource.hpp"
 #include "retry.hpp"
 #include "retry_budget.hpp"
+#include "single_flight.hpp"
 #include "timeout.hpp"
+#include "trip_strategy.hpp"
+#include "warmup_gate.hpp"
