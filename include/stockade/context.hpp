@@ -24,13 +24,23 @@ class context;
 
 namespace detail {
 
-/// How to classify a value of one call's result type with that call's classifier. The pipeline
-/// builds it (the one place that knows both types), so a policy that returns a value in place of
-/// the callee (an injected fault, a fallback) gets it classified like a real result.
-struct result_classification {
-  const std::type_info* type;  // the result type as policies see it (detail::stored_result_t)
-  stockade::outcome (*classify)(const void* classifier, const void* result);
+/// How one call's classifier classifies: exceptions, and values of the call's result type as
+/// policies carry them (detail::stored_result_t), so a policy that returns a value in place of
+/// the callee (an injected fault, a fallback) gets it classified like a real result. The pipeline
+/// builds one per (classifier, result type) at compile time: binding a call costs two stores.
+struct classifier_binding {
+  stockade::outcome (*classify_exception)(const void* classifier, const std::exception_ptr&);
+  const std::type_info* result_type;  // null: values cannot be classified through the context
+  stockade::outcome (*classify_result)(const void* classifier, const void* result);
 };
+
+inline stockade::outcome classify_with_defaults(const void* /*unused*/,
+                                                const std::exception_ptr& failure) {
+  return default_rules::classify_exception(failure);
+}
+/// What a context uses outside any pipeline: the default rules, for exceptions only.
+inline constexpr classifier_binding default_classifier_binding{&classify_with_defaults, nullptr,
+                                                               nullptr};
 
 /// A stop source that fires at a deadline and whenever the caller's own token fires.
 /// Created disarmed (no allocation); armed only when a callee asks for a stop token.
@@ -173,8 +183,7 @@ class context {
   /// Starts an attempt: sets its number, forgets the last outcome and the cached time.
   void begin_attempt(int number) noexcept {
     attempt_ = number;
-    has_outcome_ = false;
-    outcome_ = {};
+    has_outcome_ = false;  // outcome_ itself is left as is: nobody reads it until it is set
     forget_now();
   }
 
@@ -185,43 +194,38 @@ class context {
     outcome_ = result;
     has_outcome_ = true;
   }
-  /// Sets the retry-after hint of the current outcome (e.g. from a server's Retry-After).
+  /// Sets the retry-after hint of the current outcome, once it is set (e.g. from a server's
+  /// Retry-After header read by the callee's wrapper).
   void set_retry_after(duration hint) noexcept { outcome_.retry_after = hint; }
 
   /// The outcome of the exception being handled. Call it only inside a catch block. Returns the
   /// outcome already recorded for this attempt if there is one, so each attempt is classified
   /// exactly once however many layers ask.
   const stockade::outcome& outcome_of_current_exception() {
-    if (!has_outcome_) set_outcome(classify_(classifier_, std::current_exception()));
+    if (!has_outcome_) set_outcome(classify_exception(std::current_exception()));
     return outcome_;
   }
 
-  /// Used by the pipeline: which classifier decides this call's outcomes, and (optional) how it
-  /// classifies the call's result type.
-  template <class Classifier>
-  void use_classifier(const Classifier& chosen,
-                      const detail::result_classification* results = nullptr) noexcept {
-    classifier_ = &chosen;
-    classify_ = [](const void* c, const std::exception_ptr& failure) {
-      return static_cast<const Classifier*>(c)->classify_exception(failure);
-    };
-    result_classification_ = results;
+  /// Used by the pipeline: which classifier decides this call's outcomes, and how.
+  void use_classifier(const void* classifier, const detail::classifier_binding& binding) noexcept {
+    classifier_ = classifier;
+    binding_ = &binding;
   }
 
   /// Classifies `failure` with this call's classifier, whatever is recorded already. For a
   /// policy that raises an exception in place of the callee (fault injection) and records it.
   stockade::outcome classify_exception(const std::exception_ptr& failure) const {
-    return classify_(classifier_, failure);
+    return binding_->classify_exception(classifier_, failure);
   }
 
   /// Classifies a value a policy returns in place of the callee with this call's classifier.
   /// nullopt if R is not the callee's result type as policies see it (or no pipeline set one).
   template <class R>
   std::optional<stockade::outcome> classify_result(const R& result) const {
-    if (result_classification_ == nullptr || *result_classification_->type != typeid(R)) {
+    if (binding_->result_type == nullptr || *binding_->result_type != typeid(R)) {
       return std::nullopt;
     }
-    return result_classification_->classify(classifier_, &result);
+    return binding_->classify_result(classifier_, &result);
   }
 
   // --- identity and hand-over --------------------------------------------------------------
@@ -263,11 +267,7 @@ class context {
   detail::deadline_stop* stop_ = &base_stop_;
   stockade::outcome outcome_{};
   const void* classifier_ = nullptr;
-  stockade::outcome (*classify_)(const void*, const std::exception_ptr&) =
-      [](const void*, const std::exception_ptr& failure) {
-        return default_rules::classify_exception(failure);
-      };
-  const detail::result_classification* result_classification_ = nullptr;
+  const detail::classifier_binding* binding_ = &detail::default_classifier_binding;
   std::string_view name_;
   void* resource_ = nullptr;
   const std::type_info* resource_type_ = nullptr;

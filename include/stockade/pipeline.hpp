@@ -59,9 +59,14 @@ outcome classify_stored_result(const void* chosen, const void* result) {
         static_cast<const std::remove_reference_t<R>&>(stored));
   }
 }
+template <class Classifier>
+outcome classify_exception_with(const void* chosen, const std::exception_ptr& failure) {
+  return static_cast<const Classifier*>(chosen)->classify_exception(failure);
+}
 template <class Classifier, class R>
-inline constexpr result_classification result_classification_for{
-    &typeid(stored_result_t<R>), &classify_stored_result<Classifier, R>};
+inline constexpr classifier_binding classifier_binding_for{
+    &classify_exception_with<Classifier>, &typeid(stored_result_t<R>),
+    &classify_stored_result<Classifier, R>};
 
 }  // namespace detail
 
@@ -89,7 +94,7 @@ class basic_pipeline {
   template <callee F>
   decltype(auto) operator()(context& ctx, F&& f) const {
     using result = detail::callee_result_t<std::remove_reference_t<F>>;
-    ctx.use_classifier(classifier_, &detail::result_classification_for<Classifier, result>);
+    ctx.use_classifier(&classifier_, detail::classifier_binding_for<Classifier, result>);
     ctx.begin_attempt(1);
     if constexpr (std::is_void_v<result>) {
       run<0>(ctx, f);
