@@ -1062,3 +1062,18 @@ TEST(Metrics, SnapshotReportsCountsRejectionsAndSince) {
 }
 
 }  // namespace
+
+namespace {
+
+// g++ 12 once crashed compiling a breaker built in another class's default member initializer.
+struct owner_of_a_breaker {
+  stockade::circuit_breaker<stockade::count_window> breaker{
+      {.trip = {.size = 10, .failure_ratio = 0.5, .minimum_calls = 5}}};
+};
+
+TEST(CircuitBreakerOptions, CanBeBuiltInADefaultMemberInitializer) {
+  owner_of_a_breaker owner;
+  EXPECT_EQ(owner.breaker.options().trip.size, 10U);
+}
+
+}  // namespace

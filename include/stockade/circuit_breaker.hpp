@@ -99,13 +99,18 @@ struct circuit_breaker_metrics {
 namespace detail {
 
 template <class B>
-constexpr B default_open_for() {
+constexpr B make_default_open_for() {
   if constexpr (std::is_constructible_v<B, constant>) {
     return B(constant{std::chrono::seconds(5)});
   } else {
     return B{};
   }
 }
+// A variable, not a call in the member initializer below: g++ 12 crashes (internal compiler
+// error in build_call_a) on the call when the options are built inside another class's
+// default member initializer.
+template <class B>
+inline constexpr B default_open_for = make_default_open_for<B>();
 
 /// The largest open duration a schedule allows (its max_delay), or no cap if it has none.
 template <class B>
@@ -137,7 +142,7 @@ struct circuit_breaker_options {
   /// 5 s, Polly v8's BreakDuration (resilience4j, gobreaker and Failsafe wait 60 s): a blip of
   /// a second should not cost a minute of outage; give a growing schedule
   /// (`stockade::exponential{5s, 2.0, 5min}`) for long outages instead of a long fixed wait.
-  Backoff open_for = detail::default_open_for<Backoff>();
+  Backoff open_for = detail::default_open_for<Backoff>;
 
   /// Spreads open durations so that many clients' breakers do not try again in step.
   /// Default none. Prefer full or equal jitter: the cap holds jitter included, so jitter above
