@@ -116,9 +116,12 @@ struct retry_options {
     detail::require(max_elapsed > duration::zero(), "retry", "max_elapsed", "must be positive",
                     max_elapsed);
     detail::require(!retry_on.contains(verdict::permanent), "retry", "retry_on",
-                    "must not contain permanent (the caller's fault is never retried)", false);
+                    "must not contain permanent (the caller's fault is never retried)", retry_on);
     detail::require(!retry_on.contains(verdict::success), "retry", "retry_on",
-                    "must not contain success", false);
+                    "must not contain success", retry_on);
+    detail::require(!retry_on.empty(), "retry", "retry_on",
+                    "must contain transient or fatal (to never retry, set max_attempts = 1)",
+                    retry_on);
     detail::require(max_delay >= duration::zero(), "retry", "max_delay", "must not be negative",
                     max_delay);
     detail::validate_backoff(backoff);

@@ -9,6 +9,8 @@
 #include <string>
 #include <type_traits>
 
+#include "../verdict.hpp"
+
 namespace stockade::detail {
 
 inline std::string value_text(double value) { return std::to_string(value); }
@@ -16,6 +18,17 @@ inline std::string value_text(bool value) { return value ? "true" : "false"; }
 template <std::integral T>
 std::string value_text(T value) {
   return std::to_string(value);
+}
+/// A set of verdicts as written in code, e.g. "{transient, permanent}".
+inline std::string value_text(verdict_set set) {
+  std::string text = "{";
+  for (const verdict v :
+       {verdict::success, verdict::transient, verdict::fatal, verdict::permanent}) {
+    if (!set.contains(v)) continue;
+    if (text.size() > 1) text += ", ";
+    text += to_string(v);
+  }
+  return text + "}";
 }
 template <class Rep, class Period>
 std::string value_text(std::chrono::duration<Rep, Period> value) {
