@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <algorithm>
 #include <climits>
 #include <random>
@@ -13,25 +15,12 @@
 
 namespace {
 
+using stockade_test::compiles_as_constant;
+using stockade_test::message_of;
+
 using namespace std::chrono_literals;
 using stockade::duration;
 using stockade::jitter;
-
-/// True when `make().validate()` can run in a constant expression, i.e. a constexpr
-/// configuration built by `make` compiles.
-template <auto make>
-constexpr bool compiles_as_constant = requires {
-  typename std::bool_constant<(make().validate(), true)>;
-};
-
-std::string message_of(auto&& action) {
-  try {
-    action();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "no exception";
-}
 
 std::vector<duration> first_delays(const stockade::backoff auto& schedule, int count) {
   std::vector<duration> delays;

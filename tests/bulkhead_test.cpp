@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -21,6 +23,8 @@
 
 namespace {
 
+using stockade_test::error_of;
+
 using namespace std::chrono_literals;
 using stockade::bulkhead;
 using stockade::bulkhead_options;
@@ -28,17 +32,6 @@ using stockade::bulkhead_rejected;
 using stockade::context;
 using stockade::errc;
 using stockade::testing::manual_clock;
-
-/// Runs `f` and returns the code of the stockade::error it throws (nullopt if none).
-template <class F>
-std::optional<errc> error_of(F&& f) {
-  try {
-    f();
-  } catch (const stockade::error& e) {
-    return e.code();
-  }
-  return std::nullopt;
-}
 
 /// A call through `slots` on its own context, run on a thread: records whether it got in.
 struct queued_call {

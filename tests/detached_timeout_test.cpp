@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +21,8 @@
 
 namespace {
 
+using stockade_test::error_of;
+
 using namespace std::chrono_literals;
 using stockade::context;
 using stockade::detached_timeout;
@@ -26,16 +30,6 @@ using stockade::errc;
 using stockade::testing::manual_clock;
 
 constexpr auto patience = 30s;  // real-time bound on waits for detached threads; never reached
-
-template <class F>
-std::optional<errc> error_of(F&& f) {
-  try {
-    f();
-  } catch (const stockade::error& e) {
-    return e.code();
-  }
-  return std::nullopt;
-}
 
 /// A call the test holds inside until it lets go (shared, so an abandoned copy stays valid).
 struct held_call {

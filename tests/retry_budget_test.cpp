@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <latch>
 #include <stdexcept>
 #include <string>
@@ -10,6 +12,9 @@
 #include <vector>
 
 namespace {
+
+using stockade_test::compiles_as_constant;
+using stockade_test::message_of;
 
 using namespace std::chrono_literals;
 using stockade::outcome;
@@ -19,20 +24,6 @@ using stockade::verdict;
 
 const outcome failure{verdict::transient};
 const outcome success{verdict::success};
-
-template <auto make>
-constexpr bool compiles_as_constant = requires {
-  typename std::bool_constant<(make().validate(), true)>;
-};
-
-std::string message_of(auto&& action) {
-  try {
-    action();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "no exception";
-}
 
 // --- gRPC A6 token throttling ----------------------------------------------------------------
 

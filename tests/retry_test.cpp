@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <exception>
 #include <stdexcept>
 #include <stop_token>
@@ -13,6 +15,9 @@
 #include <vector>
 
 namespace {
+
+using stockade_test::compiles_as_constant;
+using stockade_test::message_of;
 
 using namespace std::chrono_literals;
 using stockade::duration;
@@ -81,20 +86,6 @@ struct fails_then_succeeds {
     return 42;
   }
 };
-
-template <auto make>
-constexpr bool compiles_as_constant = requires {
-  typename std::bool_constant<(make().validate(), true)>;
-};
-
-std::string message_of(auto&& action) {
-  try {
-    action();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "no exception";
-}
 
 // --- the loop -------------------------------------------------------------------------------
 

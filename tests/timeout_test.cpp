@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -22,22 +24,14 @@
 
 namespace {
 
+using stockade_test::error_of;
+
 using namespace std::chrono_literals;
 using stockade::context;
 using stockade::errc;
 using stockade::time_point;
 using stockade::timeout;
 using stockade::testing::manual_clock;
-
-template <class F>
-std::optional<errc> error_of(F&& f) {
-  try {
-    f();
-  } catch (const stockade::error& e) {
-    return e.code();
-  }
-  return std::nullopt;
-}
 
 /// Collects the timeout events a policy reports.
 struct recorded_events {
