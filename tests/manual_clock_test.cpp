@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 
 namespace {
@@ -158,6 +159,28 @@ TEST(ManualClock, StopScheduledInThePastFiresAtOnce) {
   std::stop_source source;
   clock.schedule_stop(clock.now(), source);
   EXPECT_TRUE(source.stop_requested());
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ManualClock, NextWakeIsTheEarliestWaiterOrStopTimer) {
+  manual_clock clock{manual_clock::sleeps::wait_for_advance};
+  const auto start = clock.now();
+  EXPECT_EQ(clock.next_wake(), stockade::time_point::max());
+  std::stop_source timer;
+  clock.schedule_stop(start + 5s, timer);
+  EXPECT_EQ(clock.next_wake(), start + 5s);
+  std::thread sleeper([&] { EXPECT_TRUE(clock.sleep_until(start + 3s, {})); });
+  ASSERT_TRUE(clock.await_waiting(1));
+  EXPECT_EQ(clock.next_wake(), start + 3s);
+  clock.advance_to(clock.next_wake());  // wakes the sleeper, and nothing else
+  sleeper.join();
+  EXPECT_FALSE(timer.stop_requested());
+  EXPECT_EQ(clock.next_wake(), start + 5s);
+  clock.advance_to(clock.next_wake());
+  EXPECT_TRUE(timer.stop_requested());
 }
 
 }  // namespace

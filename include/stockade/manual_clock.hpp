@@ -77,6 +77,17 @@ class manual_clock final : public clock {
     return waiters_changed_.wait_for(lock, patience, [&] { return waiters_.size() >= count; });
   }
 
+  /// The earliest time a thread waiting on this clock (or a stop timer) is due; time_point::max()
+  /// if none. With every thread of a test blocked on the clock, advance_to(next_wake()) moves
+  /// time straight to the next thing that happens, so many threads see time pass alike.
+  time_point next_wake() const {
+    std::lock_guard lock(mutex_);
+    time_point earliest = time_point::max();
+    for (const waiter* w : waiters_) earliest = std::min(earliest, w->until);
+    if (!timers_.empty()) earliest = std::min(earliest, timers_.begin()->first.first);
+    return earliest;
+  }
+
   bool sleep_until(time_point until, std::stop_token stop) override {
     if (stop.stop_requested()) return false;
     const time_point start = now();
@@ -105,7 +116,7 @@ class manual_clock final : public clock {
     // atomically: advance() takes our mutex to move time, so it cannot slip in between.
     both_locks both{*lock.mutex(), mutex_};
     mutex_.lock();
-    waiter self{&cv};
+    waiter self{&cv, until};
     waiters_.push_back(&self);
     waiters_changed_.notify_all();
     struct deregister {
@@ -141,6 +152,7 @@ class manual_clock final : public clock {
  private:
   struct waiter {
     std::condition_variable_any* cv;
+    time_point until;  // when its wait ends by time, if nothing readies it first
   };
   // Locks the caller's mutex, then ours; the order every waiter uses, so it cannot deadlock.
   struct both_locks {
