@@ -68,11 +68,20 @@ inline constexpr classifier_binding classifier_binding_for{
     &classify_exception_with<Classifier>, &typeid(stored_result_t<R>),
     &classify_stored_result<Classifier, R>};
 
+/// A result whose destructor may throw cannot be carried: a retry destroys a failed result
+/// before the next attempt (inside std::optional, whose destructor is noexcept), and an
+/// exception from it would replace the call's own outcome. Refused when the call is compiled.
+template <class F>
+concept nothrow_destructible_result =
+    std::is_nothrow_destructible_v<stored_result_t<callee_result_t<F>>>;
+
 }  // namespace detail
 
-/// A callable a pipeline can run: it takes `stockade::context&` or nothing.
+/// A callable a pipeline can run: it takes `stockade::context&` or nothing, and returns
+/// something whose destructor does not throw (or void, or a reference).
 template <class F>
-concept callee = detail::takes_context<F> || detail::takes_nothing<F>;
+concept callee = (detail::takes_context<F> || detail::takes_nothing<F>) &&
+                 detail::nothrow_destructible_result<F>;
 
 template <class Classifier, class... Policies>
 class basic_pipeline {
