@@ -384,21 +384,19 @@ std::vector<refusal_case> all_cases() {
   add(
       "BreakerHalfOpenSuccessRatioNan", [] { build_breaker({.half_open_success_ratio = nan}); },
       "circuit_breaker: half_open_success_ratio", got(nan));
-  // failure_verdicts: the breaker reports these with a placeholder rather than the set (see
-  // docs/reliability.md), so only the field is checked.
   add(
       "BreakerCountsPermanentAsFailure",
       [] {
         build_breaker({.failure_verdicts = {verdict::transient, verdict::permanent}});
       },
-      "circuit_breaker: failure_verdicts", "");
+      "circuit_breaker: failure_verdicts", "{transient, permanent}");
   add(
       "BreakerCountsSuccessAsFailure",
       [] { build_breaker({.failure_verdicts = {verdict::success}}); },
-      "circuit_breaker: failure_verdicts", "");
+      "circuit_breaker: failure_verdicts", "{success}");
   add(
       "BreakerCountsNothingAsFailure", [] { build_breaker({.failure_verdicts = {}}); },
-      "circuit_breaker: failure_verdicts", "");
+      "circuit_breaker: failure_verdicts", "{}");
 
   // circuit breaker: each trip strategy's options
   add(

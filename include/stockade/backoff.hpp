@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "clock.hpp"
+#include "detail/saturating.hpp"
 #include "detail/validate.hpp"
 #include "random.hpp"
 
@@ -50,10 +51,6 @@ constexpr double power_up_to(double base, int exponent, double limit) noexcept {
     base *= base;
   }
   return result;
-}
-
-constexpr duration saturating_sum(duration a, duration b) noexcept {
-  return b > duration::max() - a ? duration::max() : a + b;
 }
 
 template <class B>

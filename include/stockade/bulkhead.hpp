@@ -12,10 +12,13 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
 
+#include "bounds.hpp"
 #include "context.hpp"
+#include "detail/duration_text.hpp"
 #include "detail/validate.hpp"
 #include "detail/waiter_queue.hpp"
 #include "errors.hpp"
@@ -134,6 +137,17 @@ class bulkhead {
   }
 
   constexpr const bulkhead_options& options() const noexcept { return options_; }
+
+  static constexpr layer_role role = layer_role::bulkhead;
+  /// Adds the longest a call may wait in the queue for a slot.
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
+    return {inner.attempts, detail::plus(inner.elapsed, options_.max_wait)};
+  }
+  std::string describe() const {
+    return "bulkhead: " + std::to_string(options_.max_concurrent) + " slots, queue " +
+           std::to_string(options_.max_queue) + ", max_wait " +
+           detail::duration_text(options_.max_wait);
+  }
 
   /// Checks a configuration without building a bulkhead (constexpr: fails to compile if bad).
   static constexpr bulkhead_options validated(const bulkhead_options& options) {

@@ -24,11 +24,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include "backoff.hpp"
+#include "bounds.hpp"
 #include "clock.hpp"
 #include "context.hpp"
 #include "detail/validate.hpp"
@@ -181,11 +183,11 @@ struct circuit_breaker_options {
                     half_open_success_ratio);
     detail::require(
         !failure_verdicts.contains(verdict::permanent), "circuit_breaker", "failure_verdicts",
-        "must not contain permanent (the caller's fault, never the dependency's)", true);
+        "must not contain permanent (the caller's fault, never the dependency's)", failure_verdicts);
     detail::require(!failure_verdicts.contains(verdict::success), "circuit_breaker",
-                    "failure_verdicts", "must not contain success", true);
+                    "failure_verdicts", "must not contain success", failure_verdicts);
     detail::require(!failure_verdicts.empty(), "circuit_breaker", "failure_verdicts",
-                    "must contain transient or fatal (else the breaker never opens)", false);
+                    "must contain transient or fatal (else the breaker never opens)", failure_verdicts);
   }
 };
 
@@ -306,6 +308,26 @@ class circuit_breaker {
   }
 
   const options_type& options() const noexcept { return options_; }
+
+  static constexpr layer_role role = layer_role::circuit_breaker;
+  /// Adds nothing (a rejection is immediate), unless a health probe is set: a caller in
+  /// half-open may wait for it, which only the call's deadline bounds.
+  stack_bounds worst_case(const stack_bounds& inner) const {
+    std::lock_guard lock(mutex_);
+    if (!probe_) return inner;
+    return {inner.attempts,
+            detail::plus(inner.elapsed, bound<duration>::unbounded(
+                                            "circuit_breaker (a caller waits for its health "
+                                            "probe until the call's deadline)"))};
+  }
+  std::string describe() const {
+    std::string text = "circuit_breaker";
+    if (!options_.name.empty()) text += " \"" + std::string(options_.name) + "\"";
+    if constexpr (requires { Trip::name; }) text += std::string(": ") + Trip::name;
+    text += ", half_open_permits " + std::to_string(options_.half_open_permits);
+    text += ", failures " + detail::value_text(options_.failure_verdicts);
+    return text;
+  }
   std::string_view name() const noexcept { return options_.name; }
   const Trip& strategy() const noexcept { return trip_; }
   Observer& observer() noexcept { return observer_; }

@@ -14,14 +14,17 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include "bounds.hpp"
 #include "classifier.hpp"
 #include "clock.hpp"
 #include "context.hpp"
+#include "detail/saturating.hpp"
 #include "detail/validate.hpp"
 #include "errors.hpp"
 #include "events.hpp"
@@ -252,7 +255,31 @@ requires(fault<Faults>&&...) class fault_injector {
   constexpr const fault_injection_options& options() const noexcept { return options_; }
   constexpr const std::tuple<Faults...>& faults() const noexcept { return faults_; }
 
+  /// Adds every latency fault's delay (each may fire on the same call).
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
+    duration added{};
+    std::apply(
+        [&](const Faults&... each) {
+          ((added = detail::saturating_sum(added, latency_of(each))), ...);
+        },
+        faults_);
+    return {inner.attempts, detail::plus(inner.elapsed, added)};
+  }
+  std::string describe() const {
+    return "fault_injection: " + std::to_string(fault_count) + " fault(s), seed " +
+           std::to_string(options_.seed) + (enabled() ? ", enabled" : ", disabled");
+  }
+
  private:
+  template <class F>
+  static constexpr duration latency_of(const F& f) noexcept {
+    if constexpr (F::kind == fault_kind::latency) {
+      return f.delay;
+    } else {
+      return duration::zero();
+    }
+  }
+
   template <std::size_t I, class Next>
   std::invoke_result_t<Next&, context&> try_fault(context& ctx, Next&& next, std::uint64_t call) {
     if constexpr (I == fault_count) {

@@ -14,12 +14,15 @@
 #include <mutex>
 #include <optional>
 #include <stop_token>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
+#include "bounds.hpp"
 #include "clock.hpp"
 #include "context.hpp"
+#include "detail/duration_text.hpp"
 #include "detail/timer_thread.hpp"
 #include "detail/validate.hpp"
 #include "errors.hpp"
@@ -221,6 +224,17 @@ class health_check {
   }
 
   constexpr const health_check_options& options() const noexcept { return options_; }
+
+  /// Adds one probe, which probe_timeout bounds, for the caller that refreshes a stale result
+  /// and for those waiting for it.
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
+    return {inner.attempts, detail::plus(inner.elapsed, options_.probe_timeout)};
+  }
+  std::string describe() const {
+    return "health_check: max_age " + detail::duration_text(options_.max_age) +
+           ", unhealthy_max_age " + detail::duration_text(options_.unhealthy_max_age) +
+           ", probe_timeout " + detail::duration_text(options_.probe_timeout);
+  }
   Observer& observer() noexcept { return observer_; }
 
  private:

@@ -4,16 +4,20 @@
 // where it leaves the callee, and the callee's own exception is rethrown unchanged.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <functional>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
 
+#include "bounds.hpp"
 #include "classifier.hpp"
 #include "context.hpp"
 #include "policy.hpp"
+#include "stack_checks.hpp"
 
 namespace stockade {
 
@@ -75,6 +79,29 @@ template <class F>
 concept nothrow_destructible_result =
     std::is_nothrow_destructible_v<stored_result_t<callee_result_t<F>>>;
 
+/// How layer `layer` changes the bounds of what is inside it; a policy that does not say is
+/// unbounded both ways (it might run its inner layers any number of times).
+template <class Layer>
+constexpr stack_bounds bounds_of_layer(const Layer& layer, const stack_bounds& inner) {
+  if constexpr (requires { { layer.worst_case(inner) } -> std::convertible_to<stack_bounds>; }) {
+    return layer.worst_case(inner);
+  } else {
+    constexpr std::string_view why = "a policy without worst_case() (see docs/custom-policy.md)";
+    return {bound<std::int64_t>::unbounded(why), bound<duration>::unbounded(why)};
+  }
+}
+
+/// The bounds of a stack from layer I inward, around a callable bounded by `callee`.
+template <std::size_t I, class Layers>
+constexpr stack_bounds stack_bounds_from(const Layers& layers, const stack_bounds& callee) {
+  if constexpr (I == std::tuple_size_v<Layers>) {
+    return callee;
+  } else {
+    return bounds_of_layer(layer_of(std::get<I>(layers)),
+                           stack_bounds_from<I + 1>(layers, callee));
+  }
+}
+
 }  // namespace detail
 
 /// A callable a pipeline can run: it takes `stockade::context&` or nothing, and returns
@@ -87,10 +114,17 @@ template <class Classifier, class... Policies>
 class basic_pipeline {
   static_assert((policy<Policies> && ...),
                 "every element of a pipeline must satisfy stockade::policy (see policy.hpp)");
+  static_assert(detail::stack_order_checks<Policies...>::passed);
 
  public:
+  /// Refuses a stack whose timeouts leave a retry no time (std::invalid_argument; a compile
+  /// error if constexpr) unless it allows it; the other order checks are made on the type.
   constexpr explicit basic_pipeline(Classifier chosen, Policies... layers)
-      : classifier_(std::move(chosen)), layers_(std::move(layers)...) {}
+      : classifier_(std::move(chosen)), layers_(std::move(layers)...) {
+    if (!detail::stack_shape<Policies...>::allowed(stack_check::inner_timeout_not_shorter)) {
+      detail::check_timeout_order(layers_, std::index_sequence_for<Policies...>{});
+    }
+  }
 
   /// Runs `f` through the stack with a fresh context on the real clock.
   template <callee F>
@@ -122,6 +156,18 @@ class basic_pipeline {
           return basic_pipeline<Other, Policies...>(std::move(chosen), layers...);
         },
         layers_);
+  }
+
+  /// The most attempts that can reach the callable and the longest a call can take, from each
+  /// layer's configuration; "unbounded" names the layer without a bound. Usable in a constant
+  /// expression when every layer is: `static_assert(stack.worst_case().fits_within(10s))`.
+  constexpr stack_bounds worst_case() const { return worst_case(stack_bounds::of_callee()); }
+  /// The same, for a callable known to take at most `longest_callee` itself.
+  constexpr stack_bounds worst_case(duration longest_callee) const {
+    return worst_case(stack_bounds::of_callee(longest_callee));
+  }
+  constexpr stack_bounds worst_case(const stack_bounds& callee) const {
+    return detail::stack_bounds_from<0>(layers_, callee);
   }
 
   constexpr const Classifier& classifier() const noexcept { return classifier_; }

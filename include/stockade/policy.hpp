@@ -6,9 +6,11 @@
 
 #include <concepts>
 #include <functional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
+#include "bounds.hpp"
 #include "context.hpp"
 
 namespace stockade {
@@ -74,6 +76,8 @@ struct pass_through {
   constexpr auto invoke(context& ctx, Next&& next) const {
     return std::forward<Next>(next)(ctx);
   }
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept { return inner; }
+  static std::string describe() { return "pass_through"; }
 };
 
 }  // namespace stockade

@@ -16,14 +16,17 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "backoff.hpp"
+#include "bounds.hpp"
 #include "clock.hpp"
 #include "context.hpp"
+#include "detail/duration_text.hpp"
 #include "detail/validate.hpp"
 #include "errors.hpp"
 #include "events.hpp"
@@ -366,6 +369,21 @@ class resource {
   }
 
   constexpr const resource_options& options() const noexcept { return options_; }
+
+  /// Creating and warming up an instance end only at the call's deadline: put a timeout
+  /// outside the resource.
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
+    return {inner.attempts,
+            detail::plus(bound<duration>::unbounded(
+                             "resource (creating and warming up an instance end only at the "
+                             "call's deadline)"),
+                         inner.elapsed)};
+  }
+  std::string describe() const {
+    return "resource: max_age " + detail::duration_text(options_.max_age) + ", probe_timeout " +
+           detail::duration_text(options_.health.probe_timeout) +
+           (options_.replace_on_fatal ? ", replaced on a fatal verdict" : "");
+  }
   Observer& observer() noexcept { return observer_; }
 
  private:

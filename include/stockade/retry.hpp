@@ -5,19 +5,24 @@
 // deadline or max_elapsed: the retry gives up at once instead.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include "backoff.hpp"
+#include "bounds.hpp"
 #include "clock.hpp"
 #include "context.hpp"
+#include "detail/describe_text.hpp"
+#include "detail/saturating.hpp"
 #include "detail/validate.hpp"
 #include "events.hpp"
 #include "random.hpp"
@@ -210,16 +215,48 @@ class retry {
     for (int retry_number = 1; retry_number < options_.max_attempts; ++retry_number) {
       const duration wait = longest_wait(retry_number);
       if (wait >= cap) {
-        const auto remaining = static_cast<duration::rep>(options_.max_attempts - retry_number);
-        const duration rest = cap > duration::zero() && remaining > duration::max() / cap
-                                  ? duration::max()
-                                  : cap * remaining;
+        const duration rest = detail::saturating_product(cap, options_.max_attempts - retry_number);
         total = detail::saturating_sum(total, rest);
         break;
       }
       total = detail::saturating_sum(total, wait);
     }
     return std::min(total, options_.max_elapsed);
+  }
+
+  static constexpr layer_role role = layer_role::retry;
+
+  /// max_attempts times what is inside, plus the waits; the last attempt starts before
+  /// max_elapsed, so max_elapsed plus one attempt also bounds the whole.
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
+    stack_bounds outer = inner;
+    if (inner.attempts.bounded()) {
+      outer.attempts = detail::saturating_product(inner.attempts.value(), options_.max_attempts);
+    }
+    if (!inner.elapsed.bounded()) return outer;
+    const duration attempt = inner.elapsed.value();
+    duration all = detail::saturating_sum(
+        detail::saturating_product(attempt, options_.max_attempts), worst_case_delay());
+    if (has_elapsed_limit()) {
+      all = std::min(all, detail::saturating_sum(options_.max_elapsed, attempt));
+    }
+    outer.elapsed = all == duration::max()
+                        ? bound<duration>::unbounded("retry (its waits add up past any limit)")
+                        : bound<duration>(all);
+    return outer;
+  }
+
+  /// One line for describe(pipeline): the limits and the schedule.
+  std::string describe() const {
+    std::string text = "retry: max_attempts " + std::to_string(options_.max_attempts);
+    text += ", backoff " + detail::backoff_text(options_.backoff);
+    text += ", jitter " + detail::jitter_text(options_.jitter);
+    text += ", max_delay " + detail::duration_text(options_.max_delay);
+    if (options_.use_retry_after) text += " (retry-after hints count up to it)";
+    if (has_elapsed_limit()) text += ", max_elapsed " + detail::duration_text(options_.max_elapsed);
+    text += ", retry_on " + detail::value_text(options_.retry_on);
+    if (has_budget) text += ", with a retry budget";
+    return text;
   }
 
   template <class Next>

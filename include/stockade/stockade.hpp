@@ -2,14 +2,17 @@
 #pragma once
 
 // The core: how a call flows through a stack of policies.
+#include "bounds.hpp"
 #include "classifier.hpp"
 #include "clock.hpp"
 #include "context.hpp"
+#include "describe.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "manual_clock.hpp"
 #include "pipeline.hpp"
 #include "policy.hpp"
+#include "stack_checks.hpp"
 #include "verdict.hpp"
 
 // The policies and what they are built from.

@@ -5,11 +5,14 @@
 #pragma once
 
 #include <exception>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
+#include "bounds.hpp"
 #include "context.hpp"
+#include "detail/duration_text.hpp"
 #include "detail/validate.hpp"
 #include "errors.hpp"
 #include "events.hpp"
@@ -68,6 +71,14 @@ class timeout {
   }
 
   constexpr duration limit() const noexcept { return limit_; }
+
+  static constexpr layer_role role = layer_role::timeout;
+  /// Bounds what is inside it by its limit, for a callee that honours the deadline (a callee
+  /// that ignores it can overrun; detached_timeout does not wait for such a callee).
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
+    return {inner.attempts, detail::at_most(inner.elapsed, limit_)};
+  }
+  std::string describe() const { return "timeout " + detail::duration_text(limit_); }
   constexpr timeout_options options() const noexcept { return {limit_}; }
 
   static constexpr duration validated(duration limit) {

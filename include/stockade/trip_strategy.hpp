@@ -56,6 +56,7 @@ concept trip_strategy = requires {
 /// window would wait long for its minimum number of calls.
 class consecutive_failures {
  public:
+  static constexpr const char* name = "consecutive failures";  ///< for describe()
   struct options {
     /// Default 5: gobreaker's default ReadyToTrip opens on more than 5 consecutive failures;
     /// we open on the 5th, a round number that rides out a short burst.
@@ -101,6 +102,7 @@ class consecutive_failures {
 /// a full window of 100 calls, at a ratio no healthy dependency comes near.
 class count_window {
  public:
+  static constexpr const char* name = "failure ratio over a count window";  ///< for describe()
   struct options {
     std::size_t size = 100;
     double failure_ratio = 0.5;
@@ -151,6 +153,7 @@ class count_window {
 /// Pick it over count_window when traffic varies a lot: old failures expire by age.
 class time_window {
  public:
+  static constexpr const char* name = "failure ratio over a time window";  ///< for describe()
   struct options {
     duration length = std::chrono::seconds(30);
     std::size_t buckets = 10;
@@ -202,6 +205,7 @@ class slow_calls;
 template <>
 class slow_calls<count_window> {
  public:
+  static constexpr const char* name = "failure and slow-call ratios over a count window";  ///< for describe()
   struct options {
     std::size_t size = 100;
     double failure_ratio = 0.5;
@@ -248,6 +252,7 @@ class slow_calls<count_window> {
 template <>
 class slow_calls<time_window> {
  public:
+  static constexpr const char* name = "failure and slow-call ratios over a time window";  ///< for describe()
   struct options {
     duration length = std::chrono::seconds(30);
     std::size_t buckets = 10;

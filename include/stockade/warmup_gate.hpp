@@ -12,13 +12,16 @@
 #include <functional>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
 #include "backoff.hpp"
+#include "bounds.hpp"
 #include "clock.hpp"
 #include "context.hpp"
+#include "detail/describe_text.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "random.hpp"
@@ -207,6 +210,20 @@ class warmup_gate {
   }
 
   constexpr const warmup_gate_options& options() const noexcept { return options_; }
+
+  /// A caller may wait for a warm-up (its own or another's), which only the call's deadline
+  /// bounds: put a timeout outside the gate.
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
+    return {inner.attempts,
+            detail::plus(bound<duration>::unbounded(
+                             "warmup_gate (a caller waits for the warm-up until the call's "
+                             "deadline)"),
+                         inner.elapsed)};
+  }
+  std::string describe() const {
+    return "warmup_gate: cool_down " + detail::backoff_text(options_.cool_down) +
+           (options_.reset_on_fatal ? ", re-armed on a fatal verdict" : "");
+  }
   Observer& observer() noexcept { return observer_; }
 
  private:

@@ -1,0 +1,98 @@
+// What analysis knows of a stack (docs/composition.md): the most attempts that can reach the
+// callable and the longest a call can take, each either a number or "unbounded" with the layer
+// that has no bound. A policy reports how it changes the bounds of what is inside it through an
+// optional member `constexpr stack_bounds worst_case(const stack_bounds& inner) const`.
+// Invariant: bounds only grow outward, and arithmetic saturates: a sum or product that would
+// overflow stays at the largest value, never wraps to a small one.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+#include "clock.hpp"
+#include "detail/saturating.hpp"
+
+namespace stockade {
+
+/// A worst-case quantity: a value, or unbounded because of the layer named by unbounded_by().
+/// Compares with plain values (`b <= 10s`, `b <= 12`); an unbounded one is never <= anything.
+template <class T>
+class bound {
+ public:
+  constexpr bound() = default;
+  constexpr bound(T value) noexcept : value_(value) {}  // NOLINT: a value is a bound
+
+  /// No bound, because of `why` (names the layer; must outlive the bound: a string literal).
+  static constexpr bound unbounded(std::string_view why) noexcept {
+    bound b;
+    b.unbounded_by_ = why;
+    return b;
+  }
+
+  constexpr bool bounded() const noexcept { return unbounded_by_.empty(); }
+  /// The bound; meaningful only when bounded().
+  constexpr T value() const noexcept { return value_; }
+  /// The layer with no bound; empty when bounded().
+  constexpr std::string_view unbounded_by() const noexcept { return unbounded_by_; }
+
+  template <class U>
+  friend constexpr bool operator<=(const bound& b, const U& limit) {
+    return b.bounded() && b.value_ <= limit;
+  }
+  template <class U>
+  friend constexpr bool operator<(const bound& b, const U& limit) {
+    return b.bounded() && b.value_ < limit;
+  }
+  friend constexpr bool operator==(const bound&, const bound&) = default;
+
+ private:
+  T value_{};
+  std::string_view unbounded_by_{};
+};
+
+/// The worst case of a stack, or of the part of it inside some layer.
+struct stack_bounds {
+  bound<std::int64_t> attempts = 1;  ///< the most times the callable can run in one call
+  bound<duration> elapsed;           ///< the longest one call can take
+
+  /// The callable itself: runs once, for as long as nothing stops it (a timeout inside the
+  /// stack, or a limit the caller states with of_callee(longest)).
+  static constexpr stack_bounds of_callee() noexcept {
+    return {1, bound<duration>::unbounded("the callable: no timeout inside the stack bounds it")};
+  }
+  /// The callable, which the caller knows never takes longer than `longest`.
+  static constexpr stack_bounds of_callee(duration longest) noexcept { return {1, longest}; }
+
+  /// True if every call ends within `limit`: `static_assert(stack.worst_case().fits_within(10s))`.
+  template <class Rep, class Period>
+  constexpr bool fits_within(std::chrono::duration<Rep, Period> limit) const {
+    return elapsed <= limit;
+  }
+
+  friend constexpr bool operator==(const stack_bounds&, const stack_bounds&) = default;
+};
+
+/// What a layer is, for the ordering checks of a stack (stack_checks.hpp). A policy declares it
+/// with `static constexpr layer_role role = ...;`; one that does not is `other`.
+enum class layer_role : std::uint8_t { other, retry, timeout, circuit_breaker, bulkhead };
+
+namespace detail {
+
+/// a + b, unbounded if either is (named by the first that is).
+constexpr bound<duration> plus(const bound<duration>& a, const bound<duration>& b) noexcept {
+  if (!a.bounded()) return a;
+  if (!b.bounded()) return b;
+  return saturating_sum(a.value(), b.value());
+}
+constexpr bound<duration> plus(const bound<duration>& a, duration b) noexcept {
+  return plus(a, bound<duration>(b));
+}
+/// The smaller of a and b; bounded if either is.
+constexpr bound<duration> at_most(const bound<duration>& a, duration limit) noexcept {
+  return a.bounded() && a.value() < limit ? a : bound<duration>(limit);
+}
+
+}  // namespace detail
+
+}  // namespace stockade

@@ -1,0 +1,33 @@
+// Durations as a person writes them ("1.5s", "200ms"), for describe() and for messages.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "../clock.hpp"
+
+namespace stockade::detail {
+
+/// "0s", "250ns", "1.5us", "200ms", "15.5s", "5min"; "forever" for duration::max().
+inline std::string duration_text(duration d) {
+  if (d == duration::max()) return "forever";
+  if (d < duration::zero()) return "-" + duration_text(-d);
+  if (d == duration::zero()) return "0s";
+  struct unit {
+    std::int64_t ns;
+    const char* name;
+  };
+  constexpr unit units[] = {{60'000'000'000, "min"}, {1'000'000'000, "s"}, {1'000'000, "ms"},
+                            {1'000, "us"}};
+  for (const unit u : units) {
+    if (d.count() < u.ns) continue;
+    const double amount = static_cast<double>(d.count()) / static_cast<double>(u.ns);
+    char text[48];
+    std::snprintf(text, sizeof text, "%.4g%s", amount, u.name);
+    return text;
+  }
+  return std::to_string(d.count()) + "ns";
+}
+
+}  // namespace stockade::detail

@@ -1,0 +1,193 @@
+// Ordering checks of a stack, made when a pipeline is built (docs/composition.md): orders of
+// layers that multiply or waste time are refused with a message that says why, unless the stack
+// opts out of that one check with an `allow_...` layer, which does nothing else.
+// Invariant: a check looks only at layer_role (bounds.hpp), so a user's own policy that
+// declares `role = layer_role::retry` is checked like stockade::retry.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "bounds.hpp"
+#include "context.hpp"
+#include "detail/duration_text.hpp"
+#include "policy.hpp"
+
+namespace stockade {
+
+/// The checks a stack can opt out of.
+enum class stack_check : std::uint8_t {
+  nested_retries,          ///< two retry layers: attempts and waits multiply
+  breaker_outside_retry,   ///< a breaker sees one outcome per call, not one per attempt
+  bulkhead_outside_retry,  ///< a slot is held through every back-off wait
+  inner_timeout_not_shorter,  ///< a timeout inside a retry >= one outside it: no time to retry
+};
+
+constexpr const char* to_string(stack_check check) noexcept {
+  switch (check) {
+    case stack_check::nested_retries:
+      return "nested retries";
+    case stack_check::breaker_outside_retry:
+      return "breaker outside retry";
+    case stack_check::bulkhead_outside_retry:
+      return "bulkhead outside retry";
+    case stack_check::inner_timeout_not_shorter:
+      return "inner timeout not shorter";
+  }
+  return "unknown";
+}
+
+/// A layer that turns the named checks off for its stack and otherwise passes calls through:
+/// `pipeline{stockade::allow_nested_retries, retry{...}, ..., retry{...}}`. Put it first, where
+/// a reader sees it.
+template <stack_check... Allowed>
+struct allow {
+  static constexpr bool allows(stack_check check) noexcept { return ((check == Allowed) || ...); }
+
+  template <class Next>
+  constexpr auto invoke(context& ctx, Next&& next) const {
+    return std::forward<Next>(next)(ctx);
+  }
+  constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept { return inner; }
+  std::string describe() const {
+    std::string text = "allow (checks turned off:";
+    ((text += std::string(" ") + to_string(Allowed) + ";"), ...);
+    text.back() = ')';
+    return text;
+  }
+};
+
+inline constexpr allow<stack_check::nested_retries> allow_nested_retries{};
+inline constexpr allow<stack_check::breaker_outside_retry> allow_breaker_outside_retry{};
+inline constexpr allow<stack_check::bulkhead_outside_retry> allow_bulkhead_outside_retry{};
+inline constexpr allow<stack_check::inner_timeout_not_shorter> allow_inner_timeout_not_shorter{};
+
+namespace detail {
+
+/// The layer type an element of a pipeline stands for (see layer_of in policy.hpp).
+template <class P>
+struct layer_type {
+  using type = P;
+};
+template <class P>
+struct layer_type<std::reference_wrapper<P>> {
+  using type = P;
+};
+template <class P>
+using layer_type_t = typename layer_type<P>::type;
+
+template <class P>
+constexpr layer_role role_of() noexcept {
+  using layer = std::remove_cv_t<layer_type_t<P>>;
+  if constexpr (requires { layer::role; }) {
+    return layer::role;
+  } else {
+    return layer_role::other;
+  }
+}
+
+template <class P>
+constexpr bool allows(stack_check check) noexcept {
+  using layer = std::remove_cv_t<layer_type_t<P>>;
+  if constexpr (requires { layer::allows(check); }) {
+    return layer::allows(check);
+  } else {
+    return false;
+  }
+}
+
+/// The shape of a stack, outermost first: what the type-level checks read.
+template <class... Policies>
+struct stack_shape {
+  static constexpr std::array<layer_role, sizeof...(Policies)> roles{role_of<Policies>()...};
+
+  static constexpr bool allowed([[maybe_unused]] stack_check check) noexcept {
+    return (allows<Policies>(check) || ...);
+  }
+  static constexpr std::size_t count(layer_role role) noexcept {
+    std::size_t n = 0;
+    for (const layer_role r : roles) n += r == role ? 1 : 0;
+    return n;
+  }
+  /// True if a layer of role `outer` sits outside (before) a layer of role `inner`.
+  static constexpr bool outside(layer_role outer, layer_role inner) noexcept {
+    bool seen_outer = false;
+    for (const layer_role r : roles) {
+      if (r == inner && seen_outer) return true;
+      if (r == outer) seen_outer = true;
+    }
+    return false;
+  }
+};
+
+/// The checks that need only types, made when a pipeline type is instantiated.
+template <class... Policies>
+struct stack_order_checks {
+  using shape = stack_shape<Policies...>;
+  static_assert(shape::count(layer_role::retry) <= 1 || shape::allowed(stack_check::nested_retries),
+                "stockade::pipeline: two retry layers in one stack multiply their attempts and "
+                "their waits (the post-mortem's three nested retries could take 15.5 s inside a "
+                "10 s limit). Keep one retry layer, or add stockade::allow_nested_retries to the "
+                "stack if that is intended.");
+  static_assert(!shape::outside(layer_role::circuit_breaker, layer_role::retry) ||
+                    shape::allowed(stack_check::breaker_outside_retry),
+                "stockade::pipeline: a circuit breaker outside a retry sees one outcome per call "
+                "(all its failed attempts count once), and its rejections never reach the retry. "
+                "Put the breaker inside the retry (each attempt counted, its open time used as a "
+                "retry-after hint), or add stockade::allow_breaker_outside_retry to the stack.");
+  static_assert(!shape::outside(layer_role::bulkhead, layer_role::retry) ||
+                    shape::allowed(stack_check::bulkhead_outside_retry),
+                "stockade::pipeline: a bulkhead outside a retry holds its slot through every "
+                "back-off wait, so sleeping calls starve working ones. Put the bulkhead inside "
+                "the retry, or add stockade::allow_bulkhead_outside_retry to the stack.");
+  static constexpr bool passed = true;
+};
+
+// Named for what went wrong, so a constexpr pipeline's compile error names it too.
+[[noreturn]] inline void timeout_inside_a_retry_is_not_shorter_than_the_one_outside_it(
+    duration inner, duration outer) {
+  throw std::invalid_argument(
+      "stockade::pipeline: a timeout inside a retry (" + duration_text(inner) +
+      ") is not shorter than the timeout outside it (" + duration_text(outer) +
+      "): the first attempt that times out uses up the whole call, so the retry never runs "
+      "again. Make the inner timeout shorter, or add stockade::allow_inner_timeout_not_shorter "
+      "to the stack if that is intended.");
+}
+
+/// The check that needs values, not only types: made when the pipeline is built (at compile
+/// time if the pipeline is constexpr). Outermost first, it tracks the shortest timeout that a
+/// retry follows; any timeout after that retry must be shorter.
+template <class Layers, std::size_t... I>
+constexpr void check_timeout_order(const Layers& layers, std::index_sequence<I...> /*unused*/) {
+  duration outer_shortest = duration::max();    // timeouts seen, no retry after them yet
+  duration guarded_shortest = duration::max();  // timeouts with a retry inside them
+  bool guarded = false;
+  [[maybe_unused]] const auto visit = [&](const auto& element) {
+    using element_type = std::remove_cvref_t<decltype(element)>;
+    if constexpr (role_of<element_type>() == layer_role::retry) {
+      if (outer_shortest != duration::max()) {
+        guarded = true;
+        guarded_shortest = std::min(guarded_shortest, outer_shortest);
+      }
+    } else if constexpr (role_of<element_type>() == layer_role::timeout) {
+      const duration limit = layer_of(element).limit();
+      if (guarded && limit >= guarded_shortest) {
+        timeout_inside_a_retry_is_not_shorter_than_the_one_outside_it(limit, guarded_shortest);
+      }
+      outer_shortest = std::min(outer_shortest, limit);
+    }
+  };
+  (visit(std::get<I>(layers)), ...);
+}
+
+}  // namespace detail
+
+}  // namespace stockade

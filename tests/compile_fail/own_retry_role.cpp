@@ -1,0 +1,21 @@
+// expect: allow_nested_retries
+// A user's policy that declares itself a retry is checked like stockade::retry: nested with one,
+// it does not compile; with the opt-out (STOCKADE_FIXED) it does.
+#include <stockade/stockade.hpp>
+
+struct hedge_once {
+  static constexpr stockade::layer_role role = stockade::layer_role::retry;
+  template <class Next>
+  auto invoke(stockade::context& ctx, Next&& next) const {
+    return next(ctx);
+  }
+};
+
+int main() {
+  const auto stack = stockade::pipeline{
+#ifdef STOCKADE_FIXED
+      stockade::allow_nested_retries,
+#endif
+      stockade::retry{}, hedge_once{}};
+  return stack([] { return 0; });
+}

@@ -1,0 +1,128 @@
+// Ordering checks of a stack (stack_checks.hpp): which orders are refused, which are not, and
+// that each opt-out turns off its own check only. The type-level refusals (nested retries, a
+// breaker or bulkhead outside a retry) cannot be built at all: tests/compile_fail/ holds them.
+#include <stockade/stockade.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include "support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using stockade::layer_role;
+using stockade::pipeline;
+using stockade::retry;
+using stockade::stack_check;
+using stockade::timeout;
+using stockade::detail::stack_shape;
+
+using any_retry = retry<>;
+using any_bulkhead = stockade::bulkhead<>;
+using any_breaker = stockade::circuit_breaker<>;
+
+TEST(StackShape, ReadsRolesThroughStdRef) {
+  using shape = stack_shape<timeout<>, any_retry, std::reference_wrapper<any_breaker>,
+                            std::reference_wrapper<any_bulkhead>, stockade::pass_through>;
+  static_assert(shape::roles[0] == layer_role::timeout);
+  static_assert(shape::roles[1] == layer_role::retry);
+  static_assert(shape::roles[2] == layer_role::circuit_breaker);
+  static_assert(shape::roles[3] == layer_role::bulkhead);
+  static_assert(shape::roles[4] == layer_role::other);
+  static_assert(shape::count(layer_role::retry) == 1);
+  static_assert(shape::outside(layer_role::retry, layer_role::circuit_breaker));
+  static_assert(!shape::outside(layer_role::circuit_breaker, layer_role::retry));
+  SUCCEED();
+}
+
+TEST(StackShape, AllowLayerTurnsOffOnlyTheChecksItNames) {
+  using shape = stack_shape<stockade::allow<stack_check::nested_retries,
+                                            stack_check::bulkhead_outside_retry>,
+                            any_retry>;
+  static_assert(shape::allowed(stack_check::nested_retries));
+  static_assert(shape::allowed(stack_check::bulkhead_outside_retry));
+  static_assert(!shape::allowed(stack_check::breaker_outside_retry));
+  static_assert(!shape::allowed(stack_check::inner_timeout_not_shorter));
+  static_assert(!stack_shape<any_retry>::allowed(stack_check::nested_retries));
+  SUCCEED();
+}
+
+TEST(StackChecks, RecommendedOrderIsAccepted) {
+  stockade::testing::manual_clock clock;
+  any_breaker breaker{{}, clock};
+  any_bulkhead slots{{.max_concurrent = 2}};
+  const auto stack =
+      pipeline{timeout{8s}, retry{}, std::ref(breaker), std::ref(slots), timeout{2s}};
+  stockade::context ctx{clock};
+  EXPECT_EQ(stack(ctx, [] { return 7; }), 7);
+}
+
+TEST(StackChecks, InnerTimeoutNotShorterThanOuterIsRefusedWhenBuilt) {
+  const std::string message =
+      stockade_test::message_of([] { (void)pipeline{timeout{2s}, retry{}, timeout{2s}}; });
+  EXPECT_NE(message.find("a timeout inside a retry (2s) is not shorter than the timeout "
+                         "outside it (2s)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("stockade::allow_inner_timeout_not_shorter"), std::string::npos);
+  EXPECT_THROW((pipeline{timeout{2s}, retry{}, timeout{5s}}), std::invalid_argument);
+}
+
+TEST(StackChecks, InnerTimeoutIsComparedWithTheShortestOneOutsideTheRetry) {
+  EXPECT_THROW((pipeline{timeout{10s}, timeout{3s}, retry{}, timeout{5s}}),
+               std::invalid_argument);
+  EXPECT_NO_THROW((pipeline{timeout{10s}, timeout{3s}, retry{}, timeout{1s}}));
+}
+
+TEST(StackChecks, LongerTimeoutWithoutARetryBetweenIsNotThisCheck) {
+  // Redundant (the outer deadline wins), but no retry loses its time to it.
+  EXPECT_NO_THROW((pipeline{timeout{2s}, timeout{5s}, retry{}}));
+  EXPECT_NO_THROW((pipeline{retry{}, timeout{5s}}));
+}
+
+TEST(StackChecks, InnerTimeoutCheckCanBeTurnedOff) {
+  EXPECT_NO_THROW((pipeline{stockade::allow_inner_timeout_not_shorter, timeout{2s}, retry{},
+                            timeout{5s}}));
+}
+
+TEST(StackChecks, ClassifyWithKeepsTheStackAndItsOptOuts) {
+  const auto stack = pipeline{stockade::allow_inner_timeout_not_shorter, timeout{2s}, retry{},
+                              timeout{5s}};
+  EXPECT_NO_THROW((void)stack.classify_with(stockade::default_classifier{}));
+}
+
+TEST(StackChecks, ConstexprStackIsCheckedAtCompileTime) {
+  // The same check in a constant expression: a bad stack would fail to compile
+  // (tests/compile_fail/inner_timeout_constexpr.cpp); a good one compiles.
+  constexpr auto stack = pipeline{timeout{8s}, retry{}, timeout{2s}};
+  static_assert(stack.size() == 3);
+  SUCCEED();
+}
+
+TEST(StackChecks, OptedOutNestedRetriesRunAndMultiplyAttempts) {
+  stockade::testing::manual_clock clock;
+  const auto fast = retry{{.max_attempts = 2, .backoff = stockade::constant{0s}}};
+  const auto stack = pipeline{stockade::allow_nested_retries, fast, fast};
+  int runs = 0;
+  stockade::context ctx{clock};
+  EXPECT_THROW(stack(ctx,
+                     [&]() -> int {
+                       ++runs;
+                       throw std::runtime_error("down");
+                     }),
+               std::runtime_error);
+  EXPECT_EQ(runs, 4);
+  EXPECT_EQ(stack.worst_case().attempts.value(), 4);
+}
+
+TEST(StackChecks, AllowLayerDescribesWhatItTurnsOff) {
+  const stockade::allow<stack_check::nested_retries, stack_check::breaker_outside_retry> both;
+  EXPECT_EQ(both.describe(), "allow (checks turned off: nested retries; breaker outside retry)");
+}
+
+}  // namespace
