@@ -14,10 +14,15 @@ TEST(Errors, RejectionCodesAreExactlyThePolicyRefusals) {
   EXPECT_TRUE(stockade::is_rejection(errc::circuit_isolated));
   EXPECT_TRUE(stockade::is_rejection(errc::bulkhead_full));
   EXPECT_TRUE(stockade::is_rejection(errc::bulkhead_wait_exceeded));
+  EXPECT_TRUE(stockade::is_rejection(errc::detached_limit_reached));
   EXPECT_TRUE(stockade::is_rejection(errc::deadline_already_passed));
+  EXPECT_TRUE(stockade::is_rejection(errc::cancelled));
   EXPECT_FALSE(stockade::is_rejection(errc::timeout));
   EXPECT_FALSE(stockade::is_rejection(errc::warmup_failed));
+  EXPECT_FALSE(stockade::is_rejection(errc::warmup_wait_exceeded));
   EXPECT_FALSE(stockade::is_rejection(errc::unhealthy));
+  EXPECT_FALSE(stockade::is_rejection(errc::resource_closed));
+  EXPECT_FALSE(stockade::is_rejection(errc::injected_fault));
 }
 
 TEST(Errors, CompareAsErrorCodes) {
