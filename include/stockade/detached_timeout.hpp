@@ -135,9 +135,11 @@ class detached_call {
     return false;
   }
 
-  /// The result, once await() returned true.
+  /// The result, once await() returned true. The exception is moved out, so the caller's
+  /// thread holds its last reference and frees it: the detached thread, which may drop the
+  /// call state last, never frees an exception the caller is still reading.
   result_type take() {
-    if (failure_) std::rethrow_exception(failure_);
+    if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
     if constexpr (std::is_void_v<result_type>) {
       return;
     } else if constexpr (std::is_lvalue_reference_v<result_type>) {
