@@ -14,11 +14,11 @@ namespace {
 using namespace std::chrono_literals;
 using stockade::bound;
 using stockade::duration;
-using stockade::testing::manual_clock;
 using stockade::pipeline;
 using stockade::retry;
 using stockade::stack_bounds;
 using stockade::timeout;
+using stockade::testing::manual_clock;
 
 bool names(const bound<duration>& b, std::string_view layer) {
   return !b.bounded() && b.unbounded_by().find(layer) != std::string_view::npos;
@@ -36,12 +36,12 @@ constexpr auto plain_retry(int attempts, stockade::backoff_schedule backoff) {
 // the handler retried twice a second apart, the repository twice half a second apart, the
 // client three times from 125 ms doubling, each query bounded at 1 s. Nobody added it up until
 // an outage did: 12 queries and 15.5 s, inside a 10 s platform limit.
-constexpr auto post_mortem_stack = pipeline{
-    stockade::allow_nested_retries,
-    plain_retry(2, stockade::exponential{1s, 2.0, 10s}),      // request handler
-    plain_retry(2, stockade::exponential{500ms, 2.0, 10s}),   // repository
-    plain_retry(3, stockade::exponential{125ms, 2.0, 10s}),   // database client
-    timeout{1s}};                                              // each query
+constexpr auto post_mortem_stack =
+    pipeline{stockade::allow_nested_retries,
+             plain_retry(2, stockade::exponential{1s, 2.0, 10s}),     // request handler
+             plain_retry(2, stockade::exponential{500ms, 2.0, 10s}),  // repository
+             plain_retry(3, stockade::exponential{125ms, 2.0, 10s}),  // database client
+             timeout{1s}};                                            // each query
 
 TEST(WorstCase, PostMortemStackTakesFifteenAndAHalfSecondsInTwelveAttempts) {
   static_assert(post_mortem_stack.worst_case().elapsed == bound<duration>(15500ms));
@@ -51,8 +51,8 @@ TEST(WorstCase, PostMortemStackTakesFifteenAndAHalfSecondsInTwelveAttempts) {
 }
 
 TEST(WorstCase, OneRetryLayerUnderAnOuterTimeoutFitsTheLimit) {
-  constexpr auto fixed = pipeline{timeout{8s}, plain_retry(4, stockade::exponential{200ms, 2.0, 2s}),
-                                  timeout{2s}};
+  constexpr auto fixed =
+      pipeline{timeout{8s}, plain_retry(4, stockade::exponential{200ms, 2.0, 2s}), timeout{2s}};
   static_assert(fixed.worst_case().elapsed <= 10s);
   static_assert(fixed.worst_case().fits_within(10s));
   static_assert(fixed.worst_case().attempts <= 4);
@@ -87,30 +87,28 @@ TEST(WorstCase, RetryMultipliesAttemptsAndAddsItsWaits) {
 
 TEST(WorstCase, RetryCountsEachRetryAfterHintAsMaxDelay) {
   // A server may say "retry after 5 s" each time; the backoff's 100 ms does not bound that.
-  constexpr auto stack = pipeline{
-      retry{{.max_attempts = 3, .backoff = stockade::constant{100ms}, .max_delay = 5s}},
-      timeout{1s}};
+  constexpr auto stack =
+      pipeline{retry{{.max_attempts = 3, .backoff = stockade::constant{100ms}, .max_delay = 5s}},
+               timeout{1s}};
   static_assert(stack.worst_case().elapsed == bound<duration>(13s));
 }
 
 TEST(WorstCase, RetryCountsTheTopOfProportionalJitter) {
-  constexpr auto stack = pipeline{
-      retry{{.max_attempts = 3,
-             .backoff = stockade::exponential{100ms, 2.0, 10s},
-             .jitter = stockade::jitter::proportional(0.2),
-             .use_retry_after = false}},
-      timeout{1s}};
+  constexpr auto stack = pipeline{retry{{.max_attempts = 3,
+                                         .backoff = stockade::exponential{100ms, 2.0, 10s},
+                                         .jitter = stockade::jitter::proportional(0.2),
+                                         .use_retry_after = false}},
+                                  timeout{1s}};
   static_assert(stack.worst_case().elapsed == bound<duration>(3s + 120ms + 240ms));
 }
 
 TEST(WorstCase, RetryMaxElapsedBoundsTheLastStartPlusOneAttempt) {
-  constexpr auto stack = pipeline{
-      retry{{.max_attempts = 10,
-             .max_elapsed = 2s,
-             .backoff = stockade::constant{1s},
-             .jitter = stockade::jitter::none(),
-             .use_retry_after = false}},
-      timeout{1s}};
+  constexpr auto stack = pipeline{retry{{.max_attempts = 10,
+                                         .max_elapsed = 2s,
+                                         .backoff = stockade::constant{1s},
+                                         .jitter = stockade::jitter::none(),
+                                         .use_retry_after = false}},
+                                  timeout{1s}};
   // 10 attempts and 9 waits would be 19 s; no attempt starts 2 s after the first did.
   static_assert(stack.worst_case().elapsed == bound<duration>(3s));
   static_assert(stack.worst_case().attempts == bound<std::int64_t>(10));
@@ -123,9 +121,9 @@ TEST(WorstCase, RetryAroundAnUnboundedCallableIsUnboundedAndSaysWhy) {
 }
 
 TEST(WorstCase, SumsThatWouldOverflowSaturateToUnbounded) {
-  constexpr auto stack = pipeline{stockade::allow_nested_retries,
-                                  plain_retry(INT_MAX, stockade::constant{1h}),
-                                  plain_retry(INT_MAX, stockade::constant{1h})};
+  constexpr auto stack =
+      pipeline{stockade::allow_nested_retries, plain_retry(INT_MAX, stockade::constant{1h}),
+               plain_retry(INT_MAX, stockade::constant{1h})};
   constexpr stack_bounds bounds = stack.worst_case(1h);
   static_assert(bounds.attempts.bounded());  // 2^62: large, but a number
   static_assert(bounds.attempts.value() == std::int64_t{INT_MAX} * INT_MAX);
@@ -219,9 +217,13 @@ TEST(WorstCase, ReadmeStackIsBoundedByItsOuterTimeout) {
   stockade::circuit_breaker<> breaker{{}, clock};
   stockade::bulkhead<> slots{{.max_concurrent = 5, .max_queue = 64, .max_wait = 2s}};
   stockade::warmup_gate gate{[] {}, {}, clock};
-  const auto policy = pipeline{
-      timeout{8s}, retry{{.max_attempts = 4, .backoff = stockade::exponential{200ms, 2.0, 2s}}},
-      std::ref(breaker), std::ref(slots), std::ref(gate), timeout{2s}};
+  const auto policy =
+      pipeline{timeout{8s},
+               retry{{.max_attempts = 4, .backoff = stockade::exponential{200ms, 2.0, 2s}}},
+               std::ref(breaker),
+               std::ref(slots),
+               std::ref(gate),
+               timeout{2s}};
   EXPECT_EQ(policy.worst_case().attempts.value(), 4);
   EXPECT_EQ(policy.worst_case().elapsed.value(), 8s);
   EXPECT_TRUE(policy.worst_case().fits_within(10s));

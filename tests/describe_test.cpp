@@ -30,6 +30,7 @@ TEST(DurationText, WritesDurationsAsAPersonWould) {
   EXPECT_EQ(duration_text(200ms), "200ms");
   EXPECT_EQ(duration_text(15500ms), "15.5s");
   EXPECT_EQ(duration_text(5min), "5min");
+  EXPECT_EQ(duration_text(98s), "98s");
   EXPECT_EQ(duration_text(duration::max()), "forever");
 }
 
@@ -46,9 +47,13 @@ TEST(Describe, ListsLayersOutermostFirstWithTheWorstCaseFromEachInward) {
   stockade::circuit_breaker<> breaker{{.name = "db"}, clock};
   stockade::bulkhead<> slots{{.max_concurrent = 5, .max_queue = 64, .max_wait = 2s}};
   stockade::warmup_gate gate{[] {}, {}, clock};
-  const auto stack = pipeline{
-      timeout{8s}, retry{{.max_attempts = 4, .backoff = stockade::exponential{200ms, 2.0, 2s}}},
-      std::ref(breaker), std::ref(slots), std::ref(gate), timeout{2s}};
+  const auto stack =
+      pipeline{timeout{8s},
+               retry{{.max_attempts = 4, .backoff = stockade::exponential{200ms, 2.0, 2s}}},
+               std::ref(breaker),
+               std::ref(slots),
+               std::ref(gate),
+               timeout{2s}};
   const std::string text = describe(stack);
   const std::string expected_start =
       "pipeline of 6 layers, outermost first:\n"
@@ -58,15 +63,18 @@ TEST(Describe, ListsLayersOutermostFirstWithTheWorstCaseFromEachInward) {
       "max_delay 30s (retry-after hints count up to it), retry_on {transient, fatal}\n"
       "       from here in: at most 4 attempts, time unbounded (warmup_gate";
   EXPECT_EQ(text.substr(0, expected_start.size()), expected_start) << text;
-  EXPECT_TRUE(contains(text, "  3. circuit_breaker \"db\": failure ratio over a count window, "
-                             "half_open_permits 1, failures {transient, fatal}\n"))
+  EXPECT_TRUE(contains(text,
+                       "  3. circuit_breaker \"db\": failure ratio over a count window, "
+                       "half_open_permits 1, failures {transient, fatal}\n"))
       << text;
   EXPECT_TRUE(contains(text, "  4. bulkhead: 5 slots, queue 64, max_wait 2s\n")) << text;
-  EXPECT_TRUE(contains(text, "  5. warmup_gate: cool_down exponential 1s x1.6 up to 2min, "
-                             "re-armed on a fatal verdict\n"))
+  EXPECT_TRUE(contains(text,
+                       "  5. warmup_gate: cool_down exponential 1s x1.6 up to 2min, "
+                       "re-armed on a fatal verdict\n"))
       << text;
-  EXPECT_TRUE(contains(text, "  6. timeout 2s\n       from here in: at most 1 attempt, at most "
-                             "2s\n"))
+  EXPECT_TRUE(contains(text,
+                       "  6. timeout 2s\n       from here in: at most 1 attempt, at most "
+                       "2s\n"))
       << text;
   EXPECT_TRUE(contains(text, "\nworst case: at most 4 attempts, at most 8s")) << text;
 }

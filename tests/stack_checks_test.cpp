@@ -41,9 +41,9 @@ TEST(StackShape, ReadsRolesThroughStdRef) {
 }
 
 TEST(StackShape, AllowLayerTurnsOffOnlyTheChecksItNames) {
-  using shape = stack_shape<stockade::allow<stack_check::nested_retries,
-                                            stack_check::bulkhead_outside_retry>,
-                            any_retry>;
+  using shape =
+      stack_shape<stockade::allow<stack_check::nested_retries, stack_check::bulkhead_outside_retry>,
+                  any_retry>;
   static_assert(shape::allowed(stack_check::nested_retries));
   static_assert(shape::allowed(stack_check::bulkhead_outside_retry));
   static_assert(!shape::allowed(stack_check::breaker_outside_retry));
@@ -63,8 +63,9 @@ TEST(StackChecks, RecommendedOrderIsAccepted) {
 }
 
 TEST(StackChecks, InnerTimeoutNotShorterThanOuterIsRefusedWhenBuilt) {
-  const std::string message =
-      stockade_test::message_of([] { (void)pipeline{timeout{2s}, retry{}, timeout{2s}}; });
+  const std::string message = stockade_test::message_of([] {
+    (void)pipeline{timeout{2s}, retry{}, timeout{2s}};
+  });
   EXPECT_NE(message.find("a timeout inside a retry (2s) is not shorter than the timeout "
                          "outside it (2s)"),
             std::string::npos)
@@ -74,8 +75,7 @@ TEST(StackChecks, InnerTimeoutNotShorterThanOuterIsRefusedWhenBuilt) {
 }
 
 TEST(StackChecks, InnerTimeoutIsComparedWithTheShortestOneOutsideTheRetry) {
-  EXPECT_THROW((pipeline{timeout{10s}, timeout{3s}, retry{}, timeout{5s}}),
-               std::invalid_argument);
+  EXPECT_THROW((pipeline{timeout{10s}, timeout{3s}, retry{}, timeout{5s}}), std::invalid_argument);
   EXPECT_NO_THROW((pipeline{timeout{10s}, timeout{3s}, retry{}, timeout{1s}}));
 }
 
@@ -86,13 +86,13 @@ TEST(StackChecks, LongerTimeoutWithoutARetryBetweenIsNotThisCheck) {
 }
 
 TEST(StackChecks, InnerTimeoutCheckCanBeTurnedOff) {
-  EXPECT_NO_THROW((pipeline{stockade::allow_inner_timeout_not_shorter, timeout{2s}, retry{},
-                            timeout{5s}}));
+  EXPECT_NO_THROW(
+      (pipeline{stockade::allow_inner_timeout_not_shorter, timeout{2s}, retry{}, timeout{5s}}));
 }
 
 TEST(StackChecks, ClassifyWithKeepsTheStackAndItsOptOuts) {
-  const auto stack = pipeline{stockade::allow_inner_timeout_not_shorter, timeout{2s}, retry{},
-                              timeout{5s}};
+  const auto stack =
+      pipeline{stockade::allow_inner_timeout_not_shorter, timeout{2s}, retry{}, timeout{5s}};
   EXPECT_NO_THROW((void)stack.classify_with(stockade::default_classifier{}));
 }
 

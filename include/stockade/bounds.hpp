@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <string_view>
+#include <type_traits>
 
 #include "clock.hpp"
 #include "detail/saturating.hpp"
@@ -35,6 +37,22 @@ class bound {
   constexpr T value() const noexcept { return value_; }
   /// The layer with no bound; empty when bounded().
   constexpr std::string_view unbounded_by() const noexcept { return unbounded_by_; }
+
+  /// The smaller of this and `limit`: bounded even if this is not (a timeout around it).
+  constexpr bound capped_at(T limit) const noexcept {
+    return bounded() && value_ < limit ? *this : bound(limit);
+  }
+  /// a + b, saturating; unbounded if either is (named by the first that is).
+  friend constexpr bound operator+(const bound& a, const bound& b) noexcept {
+    if (!a.bounded()) return a;
+    if (!b.bounded()) return b;
+    if constexpr (std::is_same_v<T, duration>) {
+      return detail::saturating_sum(a.value_, b.value_);
+    } else {
+      return b.value_ > std::numeric_limits<T>::max() - a.value_ ? std::numeric_limits<T>::max()
+                                                                 : a.value_ + b.value_;
+    }
+  }
 
   template <class U>
   friend constexpr bool operator<=(const bound& b, const U& limit) {
@@ -76,23 +94,5 @@ struct stack_bounds {
 /// What a layer is, for the ordering checks of a stack (stack_checks.hpp). A policy declares it
 /// with `static constexpr layer_role role = ...;`; one that does not is `other`.
 enum class layer_role : std::uint8_t { other, retry, timeout, circuit_breaker, bulkhead };
-
-namespace detail {
-
-/// a + b, unbounded if either is (named by the first that is).
-constexpr bound<duration> plus(const bound<duration>& a, const bound<duration>& b) noexcept {
-  if (!a.bounded()) return a;
-  if (!b.bounded()) return b;
-  return saturating_sum(a.value(), b.value());
-}
-constexpr bound<duration> plus(const bound<duration>& a, duration b) noexcept {
-  return plus(a, bound<duration>(b));
-}
-/// The smaller of a and b; bounded if either is.
-constexpr bound<duration> at_most(const bound<duration>& a, duration limit) noexcept {
-  return a.bounded() && a.value() < limit ? a : bound<duration>(limit);
-}
-
-}  // namespace detail
 
 }  // namespace stockade

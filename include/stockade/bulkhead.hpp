@@ -141,7 +141,7 @@ class bulkhead {
   static constexpr layer_role role = layer_role::bulkhead;
   /// Adds the longest a call may wait in the queue for a slot.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
-    return {inner.attempts, detail::plus(inner.elapsed, options_.max_wait)};
+    return {inner.attempts, inner.elapsed + options_.max_wait};
   }
   std::string describe() const {
     return "bulkhead: " + std::to_string(options_.max_concurrent) + " slots, queue " +

@@ -181,13 +181,15 @@ struct circuit_breaker_options {
     detail::require(half_open_success_ratio > 0.0 && half_open_success_ratio <= 1.0,
                     "circuit_breaker", "half_open_success_ratio", "must be in (0, 1]",
                     half_open_success_ratio);
-    detail::require(
-        !failure_verdicts.contains(verdict::permanent), "circuit_breaker", "failure_verdicts",
-        "must not contain permanent (the caller's fault, never the dependency's)", failure_verdicts);
+    detail::require(!failure_verdicts.contains(verdict::permanent), "circuit_breaker",
+                    "failure_verdicts",
+                    "must not contain permanent (the caller's fault, never the dependency's)",
+                    failure_verdicts);
     detail::require(!failure_verdicts.contains(verdict::success), "circuit_breaker",
                     "failure_verdicts", "must not contain success", failure_verdicts);
     detail::require(!failure_verdicts.empty(), "circuit_breaker", "failure_verdicts",
-                    "must contain transient or fatal (else the breaker never opens)", failure_verdicts);
+                    "must contain transient or fatal (else the breaker never opens)",
+                    failure_verdicts);
   }
 };
 
@@ -315,10 +317,9 @@ class circuit_breaker {
   stack_bounds worst_case(const stack_bounds& inner) const {
     std::lock_guard lock(mutex_);
     if (!probe_) return inner;
-    return {inner.attempts,
-            detail::plus(inner.elapsed, bound<duration>::unbounded(
-                                            "circuit_breaker (a caller waits for its health "
-                                            "probe until the call's deadline)"))};
+    return {inner.attempts, inner.elapsed + bound<duration>::unbounded(
+                                                "circuit_breaker (a caller waits for its health "
+                                                "probe until the call's deadline)")};
   }
   std::string describe() const {
     std::string text = "circuit_breaker";

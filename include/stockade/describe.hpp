@@ -28,10 +28,9 @@ inline std::string to_string(const bound<duration>& elapsed) {
 /// "at most 12 attempts, at most 15.5s", or "time unbounded (...)" for what has no bound.
 inline std::string to_string(const stack_bounds& bounds) {
   const bool one = bounds.attempts.bounded() && bounds.attempts.value() == 1;
-  const std::string attempts =
-      bounds.attempts.bounded()
-          ? "at most " + to_string(bounds.attempts) + (one ? " attempt" : " attempts")
-          : "attempts " + to_string(bounds.attempts);
+  const std::string attempts = bounds.attempts.bounded() ? "at most " + to_string(bounds.attempts) +
+                                                               (one ? " attempt" : " attempts")
+                                                         : "attempts " + to_string(bounds.attempts);
   const std::string elapsed = bounds.elapsed.bounded() ? "at most " + to_string(bounds.elapsed)
                                                        : "time " + to_string(bounds.elapsed);
   return attempts + ", " + elapsed;
@@ -67,10 +66,11 @@ std::string describe(const basic_pipeline<Classifier, Policies...>& stack,
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     ((text += "  " + std::to_string(I + 1) + ". " +
               detail::describe_layer(detail::layer_of(std::get<I>(layers))) +
-              "\n       from here in: " +
-              to_string(detail::stack_bounds_from<I>(layers, callee)) + "\n"),
+              "\n       from here in: " + to_string(detail::stack_bounds_from<I>(layers, callee)) +
+              "\n"),
      ...);
-  }(std::index_sequence_for<Policies...>{});
+  }
+  (std::index_sequence_for<Policies...>{});
   text += "  callable: " + to_string(callee) + "\n";
   text += "worst case: " + to_string(stack.worst_case(callee));
   return text;

@@ -263,7 +263,7 @@ requires(fault<Faults>&&...) class fault_injector {
           ((added = detail::saturating_sum(added, latency_of(each))), ...);
         },
         faults_);
-    return {inner.attempts, detail::plus(inner.elapsed, added)};
+    return {inner.attempts, inner.elapsed + added};
   }
   std::string describe() const {
     return "fault_injection: " + std::to_string(fault_count) + " fault(s), seed " +

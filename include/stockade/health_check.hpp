@@ -228,7 +228,7 @@ class health_check {
   /// Adds one probe, which probe_timeout bounds, for the caller that refreshes a stale result
   /// and for those waiting for it.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
-    return {inner.attempts, detail::plus(inner.elapsed, options_.probe_timeout)};
+    return {inner.attempts, inner.elapsed + options_.probe_timeout};
   }
   std::string describe() const {
     return "health_check: max_age " + detail::duration_text(options_.max_age) +

@@ -68,9 +68,9 @@ outcome classify_exception_with(const void* chosen, const std::exception_ptr& fa
   return static_cast<const Classifier*>(chosen)->classify_exception(failure);
 }
 template <class Classifier, class R>
-inline constexpr classifier_binding classifier_binding_for{
-    &classify_exception_with<Classifier>, &typeid(stored_result_t<R>),
-    &classify_stored_result<Classifier, R>};
+inline constexpr classifier_binding classifier_binding_for{&classify_exception_with<Classifier>,
+                                                           &typeid(stored_result_t<R>),
+                                                           &classify_stored_result<Classifier, R>};
 
 /// A result whose destructor may throw cannot be carried: a retry destroys a failed result
 /// before the next attempt (inside std::optional, whose destructor is noexcept), and an
@@ -83,7 +83,9 @@ concept nothrow_destructible_result =
 /// unbounded both ways (it might run its inner layers any number of times).
 template <class Layer>
 constexpr stack_bounds bounds_of_layer(const Layer& layer, const stack_bounds& inner) {
-  if constexpr (requires { { layer.worst_case(inner) } -> std::convertible_to<stack_bounds>; }) {
+  if constexpr (requires {
+                  { layer.worst_case(inner) } -> std::convertible_to<stack_bounds>;
+                }) {
     return layer.worst_case(inner);
   } else {
     constexpr std::string_view why = "a policy without worst_case() (see docs/custom-policy.md)";
@@ -97,8 +99,7 @@ constexpr stack_bounds stack_bounds_from(const Layers& layers, const stack_bound
   if constexpr (I == std::tuple_size_v<Layers>) {
     return callee;
   } else {
-    return bounds_of_layer(layer_of(std::get<I>(layers)),
-                           stack_bounds_from<I + 1>(layers, callee));
+    return bounds_of_layer(layer_of(std::get<I>(layers)), stack_bounds_from<I + 1>(layers, callee));
   }
 }
 
@@ -107,8 +108,8 @@ constexpr stack_bounds stack_bounds_from(const Layers& layers, const stack_bound
 /// A callable a pipeline can run: it takes `stockade::context&` or nothing, and returns
 /// something whose destructor does not throw (or void, or a reference).
 template <class F>
-concept callee = (detail::takes_context<F> || detail::takes_nothing<F>) &&
-                 detail::nothrow_destructible_result<F>;
+concept callee = (detail::takes_context<F> ||
+                  detail::takes_nothing<F>)&&detail::nothrow_destructible_result<F>;
 
 template <class Classifier, class... Policies>
 class basic_pipeline {

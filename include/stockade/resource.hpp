@@ -373,11 +373,9 @@ class resource {
   /// Creating and warming up an instance end only at the call's deadline: put a timeout
   /// outside the resource.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
-    return {inner.attempts,
-            detail::plus(bound<duration>::unbounded(
-                             "resource (creating and warming up an instance end only at the "
-                             "call's deadline)"),
-                         inner.elapsed)};
+    return {inner.attempts, bound<duration>::unbounded(
+                                "resource (creating and warming up an instance end only at the "
+                                "call's deadline)")};
   }
   std::string describe() const {
     return "resource: max_age " + detail::duration_text(options_.max_age) + ", probe_timeout " +

@@ -25,9 +25,9 @@ namespace stockade {
 
 /// The checks a stack can opt out of.
 enum class stack_check : std::uint8_t {
-  nested_retries,          ///< two retry layers: attempts and waits multiply
-  breaker_outside_retry,   ///< a breaker sees one outcome per call, not one per attempt
-  bulkhead_outside_retry,  ///< a slot is held through every back-off wait
+  nested_retries,             ///< two retry layers: attempts and waits multiply
+  breaker_outside_retry,      ///< a breaker sees one outcome per call, not one per attempt
+  bulkhead_outside_retry,     ///< a slot is held through every back-off wait
   inner_timeout_not_shorter,  ///< a timeout inside a retry >= one outside it: no time to retry
 };
 

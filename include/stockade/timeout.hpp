@@ -76,7 +76,7 @@ class timeout {
   /// Bounds what is inside it by its limit, for a callee that honours the deadline (a callee
   /// that ignores it can overrun; detached_timeout does not wait for such a callee).
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
-    return {inner.attempts, detail::at_most(inner.elapsed, limit_)};
+    return {inner.attempts, inner.elapsed.capped_at(limit_)};
   }
   std::string describe() const { return "timeout " + detail::duration_text(limit_); }
   constexpr timeout_options options() const noexcept { return {limit_}; }

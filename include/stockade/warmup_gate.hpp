@@ -214,11 +214,9 @@ class warmup_gate {
   /// A caller may wait for a warm-up (its own or another's), which only the call's deadline
   /// bounds: put a timeout outside the gate.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
-    return {inner.attempts,
-            detail::plus(bound<duration>::unbounded(
-                             "warmup_gate (a caller waits for the warm-up until the call's "
-                             "deadline)"),
-                         inner.elapsed)};
+    return {inner.attempts, bound<duration>::unbounded(
+                                "warmup_gate (a caller waits for the warm-up until the call's "
+                                "deadline)")};
   }
   std::string describe() const {
     return "warmup_gate: cool_down " + detail::backoff_text(options_.cool_down) +

@@ -14,4 +14,6 @@ constexpr auto per_attempt = 8s;
 constexpr auto stack =
     stockade::pipeline{stockade::timeout{8s}, stockade::retry{}, stockade::timeout{per_attempt}};
 
-int main() { return stack([] { return 0; }); }
+int main() {
+  return stack([] { return 0; });
+}

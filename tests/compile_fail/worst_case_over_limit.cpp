@@ -23,4 +23,6 @@ constexpr auto stack =
 
 static_assert(stack.worst_case().fits_within(10s), "does not fit the 10 s platform limit");
 
-int main() { return stack([] { return 0; }); }
+int main() {
+  return stack([] { return 0; });
+}

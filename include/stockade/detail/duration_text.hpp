@@ -9,7 +9,8 @@
 
 namespace stockade::detail {
 
-/// "0s", "250ns", "1.5us", "200ms", "15.5s", "5min"; "forever" for duration::max().
+/// "0s", "250ns", "1.5us", "200ms", "15.5s", "98s", "5min" (whole minutes only); "forever" for
+/// duration::max().
 inline std::string duration_text(duration d) {
   if (d == duration::max()) return "forever";
   if (d < duration::zero()) return "-" + duration_text(-d);
@@ -18,13 +19,14 @@ inline std::string duration_text(duration d) {
     std::int64_t ns;
     const char* name;
   };
-  constexpr unit units[] = {{60'000'000'000, "min"}, {1'000'000'000, "s"}, {1'000'000, "ms"},
-                            {1'000, "us"}};
+  constexpr unit units[] = {
+      {60'000'000'000, "min"}, {1'000'000'000, "s"}, {1'000'000, "ms"}, {1'000, "us"}};
   for (const unit u : units) {
     if (d.count() < u.ns) continue;
+    if (u.ns == 60'000'000'000 && d.count() % u.ns != 0) continue;  // 98s, not 1.633min
     const double amount = static_cast<double>(d.count()) / static_cast<double>(u.ns);
     char text[48];
-    std::snprintf(text, sizeof text, "%.4g%s", amount, u.name);
+    std::snprintf(text, sizeof text, "%.6g%s", amount, u.name);
     return text;
   }
   return std::to_string(d.count()) + "ns";

@@ -16,7 +16,7 @@ constexpr duration saturating_sum(duration a, duration b) noexcept {
 constexpr duration saturating_product(duration a, std::int64_t times) noexcept {
   if (times <= 0 || a <= duration::zero()) return duration::zero();
   return a.count() > std::numeric_limits<duration::rep>::max() / times ? duration::max()
-                                                                          : a * times;
+                                                                       : a * times;
 }
 
 constexpr std::int64_t saturating_product(std::int64_t a, std::int64_t b) noexcept {
