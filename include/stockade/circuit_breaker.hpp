@@ -318,8 +318,8 @@ class circuit_breaker {
     std::lock_guard lock(mutex_);
     if (!probe_) return inner;
     return {inner.attempts, inner.elapsed + bound<duration>::unbounded(
-                                                "circuit_breaker (a caller waits for its health "
-                                                "probe until the call's deadline)")};
+                                                "circuit_breaker: a caller waits for its health "
+                                                "probe until the call's deadline")};
   }
   std::string describe() const {
     std::string text = "circuit_breaker";

@@ -88,7 +88,7 @@ constexpr stack_bounds bounds_of_layer(const Layer& layer, const stack_bounds& i
                 }) {
     return layer.worst_case(inner);
   } else {
-    constexpr std::string_view why = "a policy without worst_case() (see docs/custom-policy.md)";
+    constexpr std::string_view why = "a policy without worst_case(), see docs/custom-policy.md";
     return {bound<std::int64_t>::unbounded(why), bound<duration>::unbounded(why)};
   }
 }

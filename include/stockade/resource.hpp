@@ -374,8 +374,8 @@ class resource {
   /// outside the resource.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
     return {inner.attempts, bound<duration>::unbounded(
-                                "resource (creating and warming up an instance end only at the "
-                                "call's deadline)")};
+                                "resource: creating and warming up an instance end only at the "
+                                "call's deadline")};
   }
   std::string describe() const {
     return "resource: max_age " + detail::duration_text(options_.max_age) + ", probe_timeout " +

@@ -241,7 +241,7 @@ class retry {
       all = std::min(all, detail::saturating_sum(options_.max_elapsed, attempt));
     }
     outer.elapsed = all == duration::max()
-                        ? bound<duration>::unbounded("retry (its waits add up past any limit)")
+                        ? bound<duration>::unbounded("retry: its waits add up past any limit")
                         : bound<duration>(all);
     return outer;
   }

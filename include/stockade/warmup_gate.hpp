@@ -215,8 +215,8 @@ class warmup_gate {
   /// bounds: put a timeout outside the gate.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
     return {inner.attempts, bound<duration>::unbounded(
-                                "warmup_gate (a caller waits for the warm-up until the call's "
-                                "deadline)")};
+                                "warmup_gate: a caller waits for the warm-up until the call's "
+                                "deadline")};
   }
   std::string describe() const {
     return "warmup_gate: cool_down " + detail::backoff_text(options_.cool_down) +
