@@ -212,21 +212,4 @@ TEST(WorstCase, PolicyThatSaysIsTakenAtItsWord) {
   static_assert(stack.worst_case().elapsed == bound<duration>(2s));
 }
 
-TEST(WorstCase, ReadmeStackIsBoundedByItsOuterTimeout) {
-  manual_clock clock;
-  stockade::circuit_breaker<> breaker{{}, clock};
-  stockade::bulkhead<> slots{{.max_concurrent = 5, .max_queue = 64, .max_wait = 2s}};
-  stockade::warmup_gate gate{[] {}, {}, clock};
-  const auto policy =
-      pipeline{timeout{8s},
-               retry{{.max_attempts = 4, .backoff = stockade::exponential{200ms, 2.0, 2s}}},
-               std::ref(breaker),
-               std::ref(slots),
-               std::ref(gate),
-               timeout{2s}};
-  EXPECT_EQ(policy.worst_case().attempts.value(), 4);
-  EXPECT_EQ(policy.worst_case().elapsed.value(), 8s);
-  EXPECT_TRUE(policy.worst_case().fits_within(10s));
-}
-
 }  // namespace

@@ -32,6 +32,8 @@ TEST(DurationText, WritesDurationsAsAPersonWould) {
   EXPECT_EQ(duration_text(5min), "5min");
   EXPECT_EQ(duration_text(98s), "98s");
   EXPECT_EQ(duration_text(duration::max()), "forever");
+  EXPECT_EQ(duration_text(-1500ms), "-1.5s");
+  EXPECT_EQ(duration_text(duration::min()), "-forever");
 }
 
 TEST(BoundsText, SaysAtMostOrNamesWhatHasNoBound) {
@@ -54,6 +56,8 @@ TEST(Describe, ListsLayersOutermostFirstWithTheWorstCaseFromEachInward) {
                std::ref(slots),
                std::ref(gate),
                timeout{2s}};
+  EXPECT_EQ(stack.worst_case().attempts.value(), 4);  // the README's stack: 4 attempts, 8 s
+  EXPECT_EQ(stack.worst_case().elapsed.value(), 8s);
   const std::string text = describe(stack);
   const std::string expected_start =
       "pipeline of 6 layers, outermost first:\n"

@@ -13,7 +13,12 @@ namespace stockade::detail {
 /// duration::max().
 inline std::string duration_text(duration d) {
   if (d == duration::max()) return "forever";
-  if (d < duration::zero()) return "-" + duration_text(-d);
+  if (d < duration::zero()) {
+    // Appended, not "-" + text: g++ 12 at -O3 warns (-Wrestrict) on the latter, wrongly.
+    std::string text = "-";
+    text += d == duration::min() ? "forever" : duration_text(-d);
+    return text;
+  }
   if (d == duration::zero()) return "0s";
   struct unit {
     std::int64_t ns;
