@@ -313,6 +313,7 @@ void run(FuzzedDataProvider& in, typename Trip::options trip, window_model windo
   std::array<ending, call_count> expected_endings{};
 
   const auto start = [&](std::size_t slot) {
+    stockade_fuzz::trace("arrive", slot);
     admissions[slot] = model.admit(clock.now());
     expected[slot] =
         admissions[slot].admitted ? held_call::phase::in_callee : held_call::phase::done;
@@ -328,6 +329,7 @@ void run(FuzzedDataProvider& in, typename Trip::options trip, window_model windo
     });
   };
   const auto finish = [&](std::size_t slot, release how) {
+    stockade_fuzz::trace("finish", slot, how);
     model.finish(admissions[slot], how, clock.now());
     expected[slot] = held_call::phase::done;
     expected_endings[slot] = expected_ending(how);
@@ -387,18 +389,22 @@ void run(FuzzedDataProvider& in, typename Trip::options trip, window_model windo
         break;
       case 5:  // time passes
         clock.advance(50ms * in.ConsumeIntegralInRange(0, 20));
+        stockade_fuzz::trace("advance to", (clock.now() - time_point{}).count());
         break;
       case 6:  // the operator steps in
         switch (in.ConsumeIntegralInRange(0, 3)) {
           case 0:
+            stockade_fuzz::trace("isolate");
             breaker.isolate();
             model.isolate(clock.now());
             break;
           case 1:
+            stockade_fuzz::trace("disable");
             breaker.disable();
             model.disable(clock.now());
             break;
           default:
+            stockade_fuzz::trace("reset");
             breaker.reset();
             model.close(clock.now());
         }

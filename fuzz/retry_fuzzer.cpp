@@ -265,6 +265,8 @@ call_ending run_call(const Policy& policy, stockade::testing::manual_clock& cloc
     const auto index = static_cast<std::size_t>(attempt_ctx.attempt() - 1);
     if (index >= script.attempts.size()) stockade_fuzz::fail("more attempts than max_attempts");
     const attempt_script& a = script.attempts[index];
+    stockade_fuzz::trace("attempt", index + 1, "kind", a.kind, "took", a.took, "nested",
+                         a.nested != nullptr, "fires stop", a.fires_stop);
     if (a.nested) {
       stockade::context nested{attempt_ctx.clock()};
       nested.set_deadline(attempt_ctx.deadline()).set_stop_token(attempt_ctx.caller_stop_token());
@@ -351,6 +353,8 @@ void run(FuzzedDataProvider& in) {
     ctx.set_stop_token(stop.get_token());
     if (script.timeout) ctx.set_timeout(*script.timeout);
     const time_point deadline = ctx.deadline();
+    stockade_fuzz::trace("call", call, "attempts scripted", script.attempts.size(), "timeout",
+                         script.timeout ? script.timeout->count() : -1);
     events.clear();
     model.events.clear();
 
