@@ -101,7 +101,7 @@ int run_simulated(bool quick, budget_kind budget, int instances, int workers) {
 
   storm_result naive, resilient;
   write_check naive_writes, resilient_writes;
-  std::string naive_summary, resilient_summary;
+  std::string naive_summary, resilient_summary, resilient_stack;
   redelivery redelivered;
   exactly_once exact;
   {
@@ -127,6 +127,7 @@ int run_simulated(bool quick, budget_kind budget, int instances, int workers) {
     redelivered = redeliver(app, resilient, plan, 3, std::chrono::seconds(20));
     exact = check_exactly_once(resilient, plan, db.table());
     resilient_summary = app.summary();
+    resilient_stack = app.stack_description();
   }
 
   const long connection_budget =
@@ -140,7 +141,8 @@ int run_simulated(bool quick, budget_kind budget, int instances, int workers) {
                        "table now holds %ld of the %ld keys issued, %ld of them twice.",
                        redelivered.tried, redelivered.acknowledged, exact.issued - exact.missing,
                        exact.issued, exact.duplicated));
-  std::printf("\n");
+  std::printf("\nEach instance's stockade stack, as stockade::describe() writes it:\n%s\n\n",
+              resilient_stack.c_str());
 
   // The example checks what stockade promises (invariants, never timings), so ctest catches a
   // regression: nothing acknowledged lost, nothing written twice, the budget of connections

@@ -18,7 +18,9 @@
 #include <vector>
 
 #include <stockade/bulkhead.hpp>
+#include <stockade/bounds.hpp>
 #include <stockade/circuit_breaker.hpp>
+#include <stockade/describe.hpp>
 #include <stockade/errors.hpp>
 #include <stockade/events.hpp>
 #include <stockade/pipeline.hpp>
@@ -60,6 +62,18 @@ class connection_pool {
   }
 
   std::size_t size() const noexcept { return slots_.size(); }
+
+  // For stockade::describe and worst_case (docs/composition.md): like a resource, a call may
+  // wait for a connection to be made and warmed, which only its deadline bounds.
+  stockade::stack_bounds worst_case(const stockade::stack_bounds& inner) const {
+    return {inner.attempts,
+            stockade::bound<stockade::duration>::unbounded(
+                "connection_pool: making and warming a connection end only at the deadline")};
+  }
+  std::string describe() const {
+    return "connection_pool: " + std::to_string(size()) + " connections, each " +
+           slots_.front()->describe();
+  }
 
  private:
   struct give_back {
@@ -172,6 +186,9 @@ class resilient_app {
     return total;
   }
   const resilient_settings& settings() const noexcept { return settings_; }
+
+  /// One instance's stack as stockade::describe() writes it, worst case included.
+  std::string stack_description() const { return stockade::describe(instances_.front()->policy); }
 
   std::string summary() const {
     const auto count = [&](stockade::event_kind kind) {
