@@ -7,6 +7,7 @@
 #include <chrono>
 #include <climits>
 #include <functional>
+#include <stdexcept>
 #include <string_view>
 
 namespace {
@@ -120,14 +121,75 @@ TEST(WorstCase, RetryAroundAnUnboundedCallableIsUnboundedAndSaysWhy) {
   EXPECT_TRUE(names(stack.worst_case().elapsed, "the callable"));
 }
 
-TEST(WorstCase, SumsThatWouldOverflowSaturateToUnbounded) {
-  constexpr auto stack =
+TEST(WorstCase, SumsAndProductsThatWouldOverflowAreUnbounded) {
+  constexpr auto two =
       pipeline{stockade::allow_nested_retries, plain_retry(INT_MAX, stockade::constant{1h}),
                plain_retry(INT_MAX, stockade::constant{1h})};
-  constexpr stack_bounds bounds = stack.worst_case(1h);
-  static_assert(bounds.attempts.bounded());  // 2^62: large, but a number
-  static_assert(bounds.attempts.value() == std::int64_t{INT_MAX} * INT_MAX);
-  EXPECT_TRUE(names(bounds.elapsed, "retry"));
+  static_assert(two.worst_case(1h).attempts.value() == std::int64_t{INT_MAX} * INT_MAX);  // 2^62
+  EXPECT_TRUE(names(two.worst_case(1h).elapsed, "retry"));
+  constexpr auto three = pipeline{
+      stockade::allow_nested_retries, plain_retry(INT_MAX, stockade::constant{1h}),
+      plain_retry(INT_MAX, stockade::constant{1h}), plain_retry(INT_MAX, stockade::constant{1h})};
+  EXPECT_EQ(three.worst_case(1h).attempts.unbounded_by().find("retry"), 0U);  // ~2^93
+  constexpr bound<duration> huge = duration::max() - 1s;
+  EXPECT_FALSE((huge + bound<duration>(2s)).bounded());
+  EXPECT_EQ((huge + bound<duration>(1s)).value(), duration::max());
+}
+
+TEST(WorstCase, ManyAttemptsCostAFewHundredStepsEvenAtCompileTime) {
+  // Retry until max_elapsed: the waits grow to the backoff's cap and stay there.
+  constexpr auto patient = pipeline{
+      retry{{.max_attempts = INT_MAX, .max_elapsed = 10s, .use_retry_after = false}}, timeout{1s}};
+  static_assert(patient.worst_case().elapsed == bound<duration>(11s));
+  // 100 000 waits growing by 1 ns to 20 s: the first 256 are added exactly, the rest counted
+  // at the backoff's cap, more than can happen but never less.
+  constexpr auto slow_growth = pipeline{retry{{.max_attempts = 100'000,
+                                               .backoff = stockade::linear{1ns, 1ns, 20s},
+                                               .jitter = stockade::jitter::none(),
+                                               .use_retry_after = false}},
+                                        timeout{1s}};
+  static_assert(slow_growth.worst_case().elapsed.value() > 20s * (100'000 - 300));
+  static_assert(slow_growth.worst_case().elapsed.value() <= 21s * 100'000);
+}
+
+TEST(WorstCase, EachJitterCountsItsLongestWait) {
+  const auto waits = [](stockade::jitter spread) {
+    return retry{{.max_attempts = 3,
+                  .backoff = stockade::exponential{100ms, 2.0, 10s},
+                  .jitter = spread,
+                  .max_delay = 5s,
+                  .use_retry_after = false}}
+        .worst_case_delay();
+  };
+  EXPECT_EQ(waits(stockade::jitter::none()), 300ms);
+  EXPECT_EQ(waits(stockade::jitter::full()), 300ms);        // up to the computed delay
+  EXPECT_EQ(waits(stockade::jitter::equal()), 300ms);       // half fixed, half random: same top
+  EXPECT_EQ(waits(stockade::jitter::decorrelated()), 10s);  // may grow to max_delay each time
+  EXPECT_EQ(waits(stockade::jitter::proportional(0.5)), 450ms);
+}
+
+TEST(WorstCase, ARunThatFailsEveryWayItCanStaysWithinTheBound) {
+  // Each attempt uses up its whole 1 s timeout and fails; the retry waits its full backoff.
+  manual_clock clock;  // sleeps move virtual time at once
+  constexpr auto stack =
+      pipeline{plain_retry(3, stockade::exponential{100ms, 2.0, 10s}), timeout{1s}};
+  stockade::context ctx{clock};
+  const auto start = clock.now();
+  int attempts = 0;
+  EXPECT_THROW(stack(ctx,
+                     [&](stockade::context& attempt) -> int {
+                       ++attempts;
+                       clock.advance_to(attempt.deadline());
+                       throw std::runtime_error("slow and failing");
+                     }),
+               std::exception);
+  EXPECT_EQ(attempts, stack.worst_case().attempts.value());
+  EXPECT_EQ(clock.now() - start, stack.worst_case().elapsed.value());  // 3 x 1 s + 100 + 200 ms
+}
+
+TEST(WorstCase, BulkheadWaitingUntilTheDeadlineIsUnbounded) {
+  stockade::bulkhead<> patient{{.max_concurrent = 2, .max_queue = 8, .max_wait = duration::max()}};
+  EXPECT_TRUE(names(pipeline{std::ref(patient)}.worst_case(1s).elapsed, "bulkhead"));
 }
 
 TEST(WorstCase, BulkheadAddsItsQueueWait) {
@@ -144,10 +206,13 @@ TEST(WorstCase, WarmupGateIsBoundedOnlyByATimeoutOutsideIt) {
   EXPECT_EQ((pipeline{timeout{5s}, std::ref(gate)}.worst_case().elapsed.value()), 5s);
 }
 
-TEST(WorstCase, HealthCheckAddsOneProbeTimeout) {
+TEST(WorstCase, HealthCheckIsBoundedOnlyByATimeoutOutsideIt) {
+  // A waiter whose probe-running callers give up at their own deadlines may wait through
+  // several probes, each up to probe_timeout: only its own deadline ends that.
   manual_clock clock;
   stockade::health_check health{[] { return true; }, {.probe_timeout = 300ms}, clock};
-  EXPECT_EQ((pipeline{std::ref(health), timeout{1s}}.worst_case().elapsed.value()), 1300ms);
+  EXPECT_TRUE(names(pipeline{std::ref(health), timeout{1s}}.worst_case().elapsed, "health_check"));
+  EXPECT_EQ((pipeline{timeout{5s}, std::ref(health)}.worst_case().elapsed.value()), 5s);
 }
 
 TEST(WorstCase, ResourceIsBoundedOnlyByATimeoutOutsideIt) {

@@ -6,14 +6,13 @@
 // overflow stays at the largest value, never wraps to a small one.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <limits>
 #include <string_view>
-#include <type_traits>
 
 #include "clock.hpp"
-#include "detail/saturating.hpp"
 
 namespace stockade {
 
@@ -42,16 +41,14 @@ class bound {
   constexpr bound capped_at(T limit) const noexcept {
     return bounded() && value_ < limit ? *this : bound(limit);
   }
-  /// a + b, saturating; unbounded if either is (named by the first that is).
+  /// a + b; unbounded if either is (named by the first that is), or if the sum overflows.
   friend constexpr bound operator+(const bound& a, const bound& b) noexcept {
     if (!a.bounded()) return a;
     if (!b.bounded()) return b;
-    if constexpr (std::is_same_v<T, duration>) {
-      return detail::saturating_sum(a.value_, b.value_);
-    } else {
-      return b.value_ > std::numeric_limits<T>::max() - a.value_ ? std::numeric_limits<T>::max()
-                                                                 : a.value_ + b.value_;
+    if (b.value_ > largest() - a.value_) {
+      return unbounded("a sum past the largest value the type holds");
     }
+    return bound(a.value_ + b.value_);
   }
 
   template <class U>
@@ -65,6 +62,14 @@ class bound {
   friend constexpr bool operator==(const bound&, const bound&) = default;
 
  private:
+  static constexpr T largest() noexcept {
+    if constexpr (requires { T::max(); }) {
+      return T::max();  // a std::chrono::duration
+    } else {
+      return std::numeric_limits<T>::max();
+    }
+  }
+
   T value_{};
   std::string_view unbounded_by_{};
 };
@@ -77,10 +82,14 @@ struct stack_bounds {
   /// The callable itself: runs once, for as long as nothing stops it (a timeout inside the
   /// stack, or a limit the caller states with of_callee(longest)).
   static constexpr stack_bounds of_callee() noexcept {
-    return {1, bound<duration>::unbounded("the callable: no timeout inside the stack bounds it")};
+    return {1, bound<duration>::unbounded(
+                   "the callable: its own time is not known; state it with worst_case(limit)")};
   }
   /// The callable, which the caller knows never takes longer than `longest`.
-  static constexpr stack_bounds of_callee(duration longest) noexcept { return {1, longest}; }
+  /// (A negative `longest` counts as zero.)
+  static constexpr stack_bounds of_callee(duration longest) noexcept {
+    return {1, std::max(longest, duration::zero())};
+  }
 
   /// True if every call ends within `limit`: `static_assert(stack.worst_case().fits_within(10s))`.
   template <class Rep, class Period>

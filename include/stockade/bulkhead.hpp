@@ -141,12 +141,18 @@ class bulkhead {
   static constexpr layer_role role = layer_role::bulkhead;
   /// Adds the longest a call may wait in the queue for a slot.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
+    if (options_.max_wait == duration::max()) {
+      return {inner.attempts,
+              bound<duration>::unbounded("bulkhead: max_wait lets a call wait until its deadline")};
+    }
     return {inner.attempts, inner.elapsed + options_.max_wait};
   }
   std::string describe() const {
-    return "bulkhead: " + std::to_string(options_.max_concurrent) + " slots, queue " +
+    return "bulkhead: " + std::to_string(options_.max_concurrent) +
+           (options_.max_concurrent == 1 ? " slot" : " slots") + ", queue " +
            std::to_string(options_.max_queue) + ", max_wait " +
-           detail::duration_text(options_.max_wait);
+           (options_.max_wait == duration::max() ? std::string("until the call's deadline")
+                                                 : detail::duration_text(options_.max_wait));
   }
 
   /// Checks a configuration without building a bulkhead (constexpr: fails to compile if bad).

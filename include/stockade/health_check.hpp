@@ -225,10 +225,13 @@ class health_check {
 
   constexpr const health_check_options& options() const noexcept { return options_; }
 
-  /// Adds one probe, which probe_timeout bounds, for the caller that refreshes a stale result
-  /// and for those waiting for it.
+  /// A caller that finds the result stale may wait for probes: its own (probe_timeout) and,
+  /// when the callers running one give up at their own deadlines, the next ones, which only
+  /// its deadline ends. Put a timeout outside the health check.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
-    return {inner.attempts, inner.elapsed + options_.probe_timeout};
+    return {inner.attempts,
+            bound<duration>::unbounded("health_check: a caller may wait through several callers' "
+                                       "probes until its own deadline")};
   }
   std::string describe() const {
     return "health_check: max_age " + detail::duration_text(options_.max_age) +

@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -207,19 +208,23 @@ class retry {
   constexpr const options_type& options() const noexcept { return options_; }
 
   /// The longest the waits of one call can add up to (hints count as max_delay), for analysis
-  /// of a stack's worst case; attempts themselves are not included. Once a wait reaches
-  /// max_delay, every later one is counted as max_delay, so this is O(retries before the cap).
+  /// of a stack's worst case; attempts themselves are not included. The first waits are added
+  /// one by one; once a wait reaches the longest any wait can be (longest_any_wait), or after
+  /// exact_waits of them, the rest count as that longest: never less than can happen, and at
+  /// most exact_waits steps, so it stays cheap and usable in a constant expression.
   constexpr duration worst_case_delay() const noexcept {
-    const duration cap = options_.max_delay;
+    constexpr int exact_waits = 256;
+    const duration longest = longest_any_wait();
     duration total{};
     for (int retry_number = 1; retry_number < options_.max_attempts; ++retry_number) {
       const duration wait = longest_wait(retry_number);
-      if (wait >= cap) {
-        const duration rest = detail::saturating_product(cap, options_.max_attempts - retry_number);
-        total = detail::saturating_sum(total, rest);
+      if (wait >= longest || retry_number > exact_waits) {
+        const int remaining = options_.max_attempts - retry_number;
+        total = detail::saturating_sum(total, detail::saturating_product(longest, remaining));
         break;
       }
       total = detail::saturating_sum(total, wait);
+      if (total >= options_.max_elapsed) break;
     }
     return std::min(total, options_.max_elapsed);
   }
@@ -231,7 +236,11 @@ class retry {
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
     stack_bounds outer = inner;
     if (inner.attempts.bounded()) {
-      outer.attempts = detail::saturating_product(inner.attempts.value(), options_.max_attempts);
+      const std::int64_t attempts =
+          detail::saturating_product(inner.attempts.value(), options_.max_attempts);
+      outer.attempts = attempts == std::numeric_limits<std::int64_t>::max()
+                           ? bound<std::int64_t>::unbounded("retry: attempts multiply past 2^63")
+                           : bound<std::int64_t>(attempts);
     }
     if (!inner.elapsed.bounded()) return outer;
     const duration attempt = inner.elapsed.value();
@@ -407,6 +416,24 @@ class retry {
     }
     step.retry = true;
     return true;
+  }
+
+  /// No wait of any retry is longer: max_delay when hints or decorrelated jitter may reach it,
+  /// else the backoff's own cap (with proportional jitter's top) if the backoff states one.
+  constexpr duration longest_any_wait() const noexcept {
+    const duration cap = options_.max_delay;
+    if (options_.use_retry_after || options_.jitter.kind == jitter_kind::decorrelated) return cap;
+    duration backoff_cap = cap;
+    if constexpr (requires { options_.backoff.max_delay(); }) {
+      backoff_cap = std::min(cap, duration{options_.backoff.max_delay()});
+    } else if constexpr (requires { options_.backoff.max_delay; }) {
+      backoff_cap = std::min(cap, duration{options_.backoff.max_delay});
+    } else if constexpr (std::same_as<Backoff, constant>) {
+      backoff_cap = std::min(cap, options_.backoff.interval);
+    }
+    if (options_.jitter.kind != jitter_kind::proportional) return backoff_cap;
+    return detail::saturate(
+        static_cast<double>(backoff_cap.count()) * (1.0 + options_.jitter.spread), cap);
   }
 
   constexpr duration longest_wait(int retry_number) const noexcept {
