@@ -66,7 +66,7 @@ TEST(StackChecks, InnerTimeoutNotShorterThanOuterIsRefusedWhenBuilt) {
   const std::string message = stockade_test::message_of([] {
     (void)pipeline{timeout{2s}, retry{}, timeout{2s}};
   });
-  EXPECT_NE(message.find("a timeout inside a retry (2s) is not shorter than the timeout "
+  EXPECT_NE(message.find("the timeout inside a retry (2s) is not shorter than the timeout "
                          "outside it (2s)"),
             std::string::npos)
       << message;
@@ -77,6 +77,24 @@ TEST(StackChecks, InnerTimeoutNotShorterThanOuterIsRefusedWhenBuilt) {
 TEST(StackChecks, InnerTimeoutIsComparedWithTheShortestOneOutsideTheRetry) {
   EXPECT_THROW((pipeline{timeout{10s}, timeout{3s}, retry{}, timeout{5s}}), std::invalid_argument);
   EXPECT_NO_THROW((pipeline{timeout{10s}, timeout{3s}, retry{}, timeout{1s}}));
+}
+
+TEST(StackChecks, RedundantLongerTimeoutBesideAShorterOneInsideTheRetryIsAccepted) {
+  // The 2 s timeout bounds each attempt; the 9 s one never fires, but takes no time away.
+  EXPECT_NO_THROW((pipeline{timeout{8s}, retry{}, timeout{9s}, timeout{2s}}));
+}
+
+TEST(StackChecks, InnerTimeoutNotShorterThanTheRetrysMaxElapsedIsRefused) {
+  const std::string message = stockade_test::message_of([] {
+    (void)pipeline{retry{{.max_elapsed = 2s}}, timeout{5s}};
+  });
+  EXPECT_NE(message.find("the timeout inside a retry (5s) is not shorter than the retry's "
+                         "max_elapsed (2s)"),
+            std::string::npos)
+      << message;
+  EXPECT_NO_THROW((pipeline{retry{{.max_elapsed = 2s}}, timeout{500ms}}));
+  EXPECT_NO_THROW((pipeline{stockade::allow_inner_timeout_not_shorter, retry{{.max_elapsed = 2s}},
+                            timeout{5s}}));
 }
 
 TEST(StackChecks, LongerTimeoutWithoutARetryBetweenIsNotThisCheck) {

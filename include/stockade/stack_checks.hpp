@@ -155,37 +155,69 @@ struct stack_order_checks {
 [[noreturn]] inline void timeout_inside_a_retry_is_not_shorter_than_the_one_outside_it(
     duration inner, duration outer) {
   throw std::invalid_argument(
-      "stockade::pipeline: a timeout inside a retry (" + duration_text(inner) +
+      "stockade::pipeline: the timeout inside a retry (" + duration_text(inner) +
       ") is not shorter than the timeout outside it (" + duration_text(outer) +
       "): the first attempt that times out uses up the whole call, so the retry never runs "
       "again. Make the inner timeout shorter, or add stockade::allow_inner_timeout_not_shorter "
       "to the stack if that is intended.");
 }
+[[noreturn]] inline void timeout_inside_a_retry_is_not_shorter_than_its_max_elapsed(
+    duration inner, duration max_elapsed) {
+  throw std::invalid_argument(
+      "stockade::pipeline: the timeout inside a retry (" + duration_text(inner) +
+      ") is not shorter than the retry's max_elapsed (" + duration_text(max_elapsed) +
+      "): an attempt that times out ends past max_elapsed, so the retry never runs again. Make "
+      "the inner timeout shorter, or add stockade::allow_inner_timeout_not_shorter to the "
+      "stack if that is intended.");
+}
+
+/// What the timeout check reads of one layer: a timeout's limit, a retry's max_elapsed.
+struct timing_of_layer {
+  bool retry = false;
+  duration timeout = duration::max();      // duration::max(): not a timeout
+  duration max_elapsed = duration::max();  // duration::max(): no limit (or not a retry)
+};
+
+template <class Element>
+constexpr timing_of_layer timing_of(const Element& element) {
+  timing_of_layer timing;
+  const auto& layer = layer_of(element);
+  if constexpr (role_of<Element>() == layer_role::retry) {
+    timing.retry = true;
+    if constexpr (requires { duration{layer.options().max_elapsed}; }) {
+      timing.max_elapsed = layer.options().max_elapsed;
+    }
+  } else if constexpr (role_of<Element>() == layer_role::timeout) {
+    static_assert(
+        requires { duration{layer.limit()}; },
+        "a policy whose role is layer_role::timeout must have `duration limit() const`");
+    timing.timeout = layer.limit();
+  }
+  return timing;
+}
 
 /// The check that needs values, not only types: made when the pipeline is built (at compile
-/// time if the pipeline is constexpr). Outermost first, it tracks the shortest timeout that a
-/// retry follows; any timeout after that retry must be shorter.
+/// time if the pipeline is constexpr). For each retry, the shortest timeout inside it (what
+/// bounds an attempt) must be shorter than the shortest one outside it and than its own
+/// max_elapsed; a redundant longer timeout beside a shorter one is not this check's business.
 template <class Layers, std::size_t... I>
 constexpr void check_timeout_order(const Layers& layers, std::index_sequence<I...> /*unused*/) {
-  duration outer_shortest = duration::max();    // timeouts seen, no retry after them yet
-  duration guarded_shortest = duration::max();  // timeouts with a retry inside them
-  bool guarded = false;
-  [[maybe_unused]] const auto visit = [&](const auto& element) {
-    using element_type = std::remove_cvref_t<decltype(element)>;
-    if constexpr (role_of<element_type>() == layer_role::retry) {
-      if (outer_shortest != duration::max()) {
-        guarded = true;
-        guarded_shortest = std::min(guarded_shortest, outer_shortest);
-      }
-    } else if constexpr (role_of<element_type>() == layer_role::timeout) {
-      const duration limit = layer_of(element).limit();
-      if (guarded && limit >= guarded_shortest) {
-        timeout_inside_a_retry_is_not_shorter_than_the_one_outside_it(limit, guarded_shortest);
-      }
-      outer_shortest = std::min(outer_shortest, limit);
+  const std::array<timing_of_layer, sizeof...(I)> timings{timing_of(std::get<I>(layers))...};
+  for (std::size_t k = 0; k < timings.size(); ++k) {
+    if (!timings[k].retry) continue;
+    duration outer = duration::max();
+    duration inner = duration::max();
+    for (std::size_t i = 0; i < k; ++i) outer = std::min(outer, timings[i].timeout);
+    for (std::size_t j = k + 1; j < timings.size(); ++j)
+      inner = std::min(inner, timings[j].timeout);
+    if (inner == duration::max()) continue;
+    if (outer != duration::max() && inner >= outer) {
+      timeout_inside_a_retry_is_not_shorter_than_the_one_outside_it(inner, outer);
     }
-  };
-  (visit(std::get<I>(layers)), ...);
+    if (timings[k].max_elapsed != duration::max() && inner >= timings[k].max_elapsed) {
+      timeout_inside_a_retry_is_not_shorter_than_its_max_elapsed(inner, timings[k].max_elapsed);
+    }
+  }
 }
 
 }  // namespace detail
