@@ -31,6 +31,9 @@ TEST(DurationText, WritesDurationsAsAPersonWould) {
   EXPECT_EQ(duration_text(15500ms), "15.5s");
   EXPECT_EQ(duration_text(5min), "5min");
   EXPECT_EQ(duration_text(98s), "98s");
+  EXPECT_EQ(duration_text(10s + 1ns), "10.000000001s");  // exact: never rounds into a limit
+  EXPECT_EQ(duration_text(300h + 1s), "1080001s");
+  EXPECT_EQ(duration_text(1min + 30s), "90s");
   EXPECT_EQ(duration_text(duration::max()), "forever");
   EXPECT_EQ(duration_text(-1500ms), "-1.5s");
   EXPECT_EQ(duration_text(duration::min()), "-forever");
@@ -40,8 +43,8 @@ TEST(BoundsText, SaysAtMostOrNamesWhatHasNoBound) {
   EXPECT_EQ(stockade::to_string(stockade::stack_bounds{12, bound<duration>(15500ms)}),
             "at most 12 attempts, at most 15.5s");
   EXPECT_EQ(stockade::to_string(stockade::stack_bounds::of_callee()),
-            "at most 1 attempt, time unbounded (the callable: no timeout inside the stack bounds "
-            "it)");
+            "at most 1 attempt, time unbounded (the callable: its own time is not known; state it "
+            "with worst_case(limit))");
 }
 
 TEST(Describe, ListsLayersOutermostFirstWithTheWorstCaseFromEachInward) {
