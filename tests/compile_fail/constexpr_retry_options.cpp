@@ -1,4 +1,4 @@
-// expect: throw_invalid_config
+// expect: constexpr[^ ]* function.*throw_invalid_config
 // A constexpr retry with an invalid option (zero attempts) does not compile; valid, it does.
 #include <stockade/retry.hpp>
 

@@ -1,4 +1,4 @@
-// expect: throw_invalid_config
+// expect: constexpr[^ ]* function.*throw_invalid_config
 // A constexpr timeout of zero does not compile; a positive one does.
 #include <stockade/timeout.hpp>
 

@@ -1,4 +1,4 @@
-// expect: throw_invalid_config
+// expect: constexpr[^ ]* function.*throw_invalid_config
 // A constinit bulkhead with no slots does not compile; with one slot, it does.
 #include <stockade/bulkhead.hpp>
 

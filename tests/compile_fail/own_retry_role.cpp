@@ -1,4 +1,4 @@
-// expect: allow_nested_retries
+// expect: (static assertion failed|static_assert failed).*two retry layers
 // A user's policy that declares itself a retry is checked like stockade::retry: nested with one,
 // it does not compile; with the opt-out (STOCKADE_FIXED) it does.
 #include <stockade/stockade.hpp>
