@@ -23,6 +23,7 @@
 #include <stockade/pipeline.hpp>
 #include <stockade/trip_strategy.hpp>
 
+#include "breaker_callee.hpp"
 #include "harness.hpp"
 
 namespace {
@@ -40,39 +41,8 @@ using stockade_fuzz::release;
 
 constexpr std::size_t call_count = 5;
 
-struct dependency_error : std::runtime_error {
-  dependency_error() : std::runtime_error("dependency failed") {}
-};
-struct fatal_error : std::runtime_error {
-  fatal_error() : std::runtime_error("connection broken") {}
-};
-
-[[noreturn]] void act(release how) {
-  switch (how) {
-    case release::transient:
-      throw dependency_error();
-    case release::fatal:
-      throw fatal_error();
-    case release::permanent:
-      throw std::invalid_argument("bad request");
-    case release::rejection:
-      throw stockade::error(errc::bulkhead_full);
-    case release::success:
-      break;
-  }
-  throw std::logic_error("act(success) does not throw");
-}
-
-ending expected_ending(release how) {
-  switch (how) {
-    case release::success:
-      return {ending::kind::value};
-    case release::rejection:
-      return {ending::kind::stockade_error, errc::bulkhead_full};
-    default:
-      return {ending::kind::callee_exception};
-  }
-}
+using stockade_fuzz::act;
+using stockade_fuzz::expected_ending;
 
 /// The transitions a breaker reported, in order.
 struct transition_log {
@@ -296,8 +266,8 @@ void run(FuzzedDataProvider& in, typename Trip::options trip, window_model windo
   stockade::testing::manual_clock clock;
   transition_log log;
   stockade::circuit_breaker<Trip, log_transitions> breaker{options, clock, log_transitions{&log}};
-  const auto policy = stockade::pipeline{std::ref(breaker)}.classify_with(
-      stockade::classifier{stockade::on<fatal_error, verdict::fatal>{}});
+  const auto policy =
+      stockade::pipeline{std::ref(breaker)}.classify_with(stockade_fuzz::breaker_classifier());
 
   breaker_model model;
   model.window = window;
