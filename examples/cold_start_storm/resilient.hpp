@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include <stockade/bulkhead.hpp>
 #include <stockade/bounds.hpp>
+#include <stockade/bulkhead.hpp>
 #include <stockade/circuit_breaker.hpp>
 #include <stockade/describe.hpp>
 #include <stockade/errors.hpp>

@@ -43,8 +43,9 @@ std::string describe_layer(const Layer& layer) {
   if constexpr (requires { std::string(layer.describe()); }) {
     return std::string(layer.describe());
   } else {
-    static_assert(!requires(Layer& mutable_layer) { mutable_layer.describe(); },
-                  "a policy's describe() must be const");
+    static_assert(
+        !requires(Layer & mutable_layer) { mutable_layer.describe(); },
+        "a policy's describe() must be const");
     return "a policy without describe()";
   }
 }

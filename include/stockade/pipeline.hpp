@@ -88,8 +88,9 @@ constexpr stack_bounds bounds_of_layer(const Layer& layer, const stack_bounds& i
                 }) {
     return layer.worst_case(inner);
   } else {
-    static_assert(!requires(Layer& mutable_layer) { mutable_layer.worst_case(inner); },
-                  "a policy's worst_case(const stockade::stack_bounds&) must be const");
+    static_assert(
+        !requires(Layer & mutable_layer) { mutable_layer.worst_case(inner); },
+        "a policy's worst_case(const stockade::stack_bounds&) must be const");
     constexpr std::string_view why = "a policy without worst_case(), see docs/custom-policy.md";
     return {bound<std::int64_t>::unbounded(why), bound<duration>::unbounded(why)};
   }

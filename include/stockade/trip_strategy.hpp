@@ -205,7 +205,8 @@ class slow_calls;
 template <>
 class slow_calls<count_window> {
  public:
-  static constexpr const char* name = "failure and slow-call ratios over a count window";  ///< for describe()
+  static constexpr const char* name =
+      "failure and slow-call ratios over a count window";  ///< for describe()
   struct options {
     std::size_t size = 100;
     double failure_ratio = 0.5;
@@ -252,7 +253,8 @@ class slow_calls<count_window> {
 template <>
 class slow_calls<time_window> {
  public:
-  static constexpr const char* name = "failure and slow-call ratios over a time window";  ///< for describe()
+  static constexpr const char* name =
+      "failure and slow-call ratios over a time window";  ///< for describe()
   struct options {
     duration length = std::chrono::seconds(30);
     std::size_t buckets = 10;
