@@ -9,7 +9,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -72,21 +71,13 @@ inline constexpr allow<stack_check::inner_timeout_not_shorter> allow_inner_timeo
 
 namespace detail {
 
-/// The layer type an element of a pipeline stands for (see layer_of in policy.hpp).
+/// The layer type an element of a pipeline stands for: what layer_of (policy.hpp) gives.
 template <class P>
-struct layer_type {
-  using type = P;
-};
-template <class P>
-struct layer_type<std::reference_wrapper<P>> {
-  using type = P;
-};
-template <class P>
-using layer_type_t = typename layer_type<P>::type;
+using layer_type_t = std::remove_cvref_t<decltype(layer_of(std::declval<const P&>()))>;
 
 template <class P>
 constexpr layer_role role_of() noexcept {
-  using layer = std::remove_cv_t<layer_type_t<P>>;
+  using layer = layer_type_t<P>;
   if constexpr (requires { layer::role; }) {
     return layer::role;
   } else {
@@ -96,7 +87,7 @@ constexpr layer_role role_of() noexcept {
 
 template <class P>
 constexpr bool allows(stack_check check) noexcept {
-  using layer = std::remove_cv_t<layer_type_t<P>>;
+  using layer = layer_type_t<P>;
   if constexpr (requires { layer::allows(check); }) {
     return layer::allows(check);
   } else {
