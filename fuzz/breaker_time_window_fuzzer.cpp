@@ -20,7 +20,7 @@
 #include <stockade/pipeline.hpp>
 #include <stockade/trip_strategy.hpp>
 
-#include "breaker_callee.hpp"
+#include "breaker_calls.hpp"
 #include "harness.hpp"
 
 namespace {
@@ -40,9 +40,6 @@ using stockade_fuzz::release;
 constexpr std::size_t call_count = 5;
 
 // --- the observer of transitions ----------------------------------------------------------------
-
-using stockade_fuzz::act;
-using stockade_fuzz::expected_ending;
 
 std::string text(const window_counts& window) {
   return std::to_string(window.calls) + " calls, " + std::to_string(window.failures) + " failed, " +
@@ -309,46 +306,10 @@ void run(FuzzedDataProvider& in, const typename Trip::options& trip, const windo
   const auto policy =
       stockade::pipeline{std::ref(breaker)}.classify_with(stockade_fuzz::breaker_classifier());
 
-  std::vector<held_call>& calls = threads();
-  std::array<breaker_model::admission, call_count> admissions{};
-  std::vector<held_call::phase> expected(call_count, held_call::phase::idle);
-  std::array<ending, call_count> expected_endings{};
+  stockade_fuzz::held_breaker_calls calls(threads(), model, policy, clock);
 
-  const auto start = [&](std::size_t slot) {
-    stockade_fuzz::trace("arrive", slot);
-    admissions[slot] = model.admit(clock.now());
-    expected[slot] =
-        admissions[slot].admitted ? held_call::phase::in_callee : held_call::phase::done;
-    expected_endings[slot] = admissions[slot].refusal;
-    calls[slot].start([&policy, &clock](held_call& self) {
-      stockade::context ctx{clock};
-      return stockade_fuzz::ending_of([&] {
-        policy(ctx, [&self] {
-          const release how = self.wait_in_callee();
-          if (how != release::success) act(how);
-        });
-      });
-    });
-  };
-  const auto finish = [&](std::size_t slot, release how) {
-    stockade_fuzz::trace("finish", slot, how);
-    model.finish(admissions[slot], how, clock.now());
-    expected[slot] = held_call::phase::done;
-    expected_endings[slot] = expected_ending(how);
-    calls[slot].let_go(how);
-  };
   const auto compare = [&](int step) {
-    stockade_fuzz::settle(calls, expected, clock, 0, step);
-    for (std::size_t slot = 0; slot < call_count; ++slot) {
-      if (expected[slot] != held_call::phase::done) continue;
-      const ending got = calls[slot].collect();
-      if (!(got == expected_endings[slot])) {
-        stockade_fuzz::fail(
-            "call " + std::to_string(slot) + " ended " + stockade_fuzz::describe(got) + ", model " +
-            stockade_fuzz::describe(expected_endings[slot]) + " at step " + std::to_string(step));
-      }
-      expected[slot] = held_call::phase::idle;
-    }
+    calls.check_endings(step);
     const time_point now = clock.now();
     expect_equal(breaker.state(), model.observed(now), "state", step);
     const auto metrics = breaker.metrics();
@@ -375,15 +336,15 @@ void run(FuzzedDataProvider& in, const typename Trip::options& trip, const windo
       case 0:
       case 1:
       case 2:  // a call arrives (or, if this thread is busy, its callee ends)
-        if (calls[slot].current() == held_call::phase::idle) {
-          start(slot);
+        if (calls.current(slot) == held_call::phase::idle) {
+          calls.start(slot);
           break;
         }
         [[fallthrough]];
       case 3:
       case 4:  // a callee ends
-        if (calls[slot].current() == held_call::phase::in_callee) {
-          finish(slot, static_cast<release>(in.ConsumeIntegralInRange(0, 4)));
+        if (calls.current(slot) == held_call::phase::in_callee) {
+          calls.finish(slot, static_cast<release>(in.ConsumeIntegralInRange(0, 4)));
         }
         break;
       case 5:  // time passes (in steps of 10 ms: slow-call thresholds are met exactly too)
@@ -422,11 +383,7 @@ void run(FuzzedDataProvider& in, const typename Trip::options& trip, const windo
     compare(step);
   }
   // Every call still in flight ends, one at a time; then no trial may still hold a permit.
-  for (std::size_t slot = 0; slot < call_count; ++slot) {
-    if (calls[slot].current() != held_call::phase::in_callee) continue;
-    finish(slot, release::success);
-    compare(-1);
-  }
+  calls.finish_all(compare);
   expect_equal(breaker.metrics().trials_in_flight, std::size_t{0}, "permits left held", -1);
 }
 
