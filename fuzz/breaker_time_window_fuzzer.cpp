@@ -2,6 +2,17 @@
 // keeps a plain list of counted calls, each stamped with the slice of time it ended in. Steps
 // start and end calls, move the clock (also onto slice boundaries) and isolate / disable / reset;
 // after each step the answers, state, window counts, rejections and transitions must match.
+//
+// Mistakes planted in the model, to check that the fuzzer finds them (fuzz/check_mistakes.sh
+// builds one fuzzer per mistake and expects each to report a mismatch). Built with
+// -DSTOCKADE_FUZZ_MISTAKE=N; the default, 0, plants none.
+//   1  the window one slice long: only the slice holding `at` counts
+//   2  "slow" as at-least: a call exactly at slow_call_duration is slow
+//   3  a ratio as strictly-above: count / total > ratio instead of >=
+//   4  a call in the wrong slice: one ending on a slice boundary counts in the slice before
+//   5  a call counted at its start time, not at the time it ended
+//   6  wrong growth of the open time: a failed half-open reopens for as long as the last open
+//   7  no epoch check: a call admitted before a transition still counts
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
@@ -38,6 +49,13 @@ using stockade_fuzz::held_call;
 using stockade_fuzz::release;
 
 constexpr std::size_t call_count = 5;
+
+#ifndef STOCKADE_FUZZ_MISTAKE
+#define STOCKADE_FUZZ_MISTAKE 0
+#endif
+/// Which mistake (see the table above) the model makes; 0: none.
+constexpr int planted_mistake = STOCKADE_FUZZ_MISTAKE;
+static_assert(planted_mistake >= 0 && planted_mistake <= 7, "STOCKADE_FUZZ_MISTAKE is 0 to 7");
 
 // --- the observer of transitions ----------------------------------------------------------------
 
@@ -77,7 +95,11 @@ struct fraction {
   std::uint64_t den = 1;
   double value() const { return static_cast<double>(num) / static_cast<double>(den); }
   bool reached(std::uint64_t count, std::uint64_t total) const {
-    return total > 0 && count * den >= num * total;
+    if constexpr (planted_mistake == 3) {
+      return total > 0 && count * den > num * total;  // mistake 3: a ratio as strictly-above
+    } else {
+      return total > 0 && count * den >= num * total;
+    }
   }
 };
 
@@ -105,8 +127,18 @@ struct window_model {
 
   std::int64_t slice_of(time_point at) const { return at.time_since_epoch() / slice; }
 
+  bool is_slow(duration elapsed) const {
+    if constexpr (planted_mistake == 2) {
+      return slow_counted && elapsed >= slow_after;  // mistake 2: "slow" as at-least
+    } else {
+      return slow_counted && elapsed > slow_after;
+    }
+  }
+
   window_counts counts(time_point at) const {
-    const std::int64_t oldest = slice_of(at) - buckets + 1;
+    std::int64_t span = buckets;
+    if constexpr (planted_mistake == 1) span = 1;  // mistake 1: the window one slice long
+    const std::int64_t oldest = slice_of(at) - span + 1;
     window_counts sum;
     for (const entry& e : entries) {
       if (e.slice < oldest) continue;
@@ -120,8 +152,13 @@ struct window_model {
   /// Counts a call that ended at `at`; true if it says "open now" (only a failed or slow call
   /// can, and either ratio is enough once minimum_calls are in the window).
   bool record(time_point at, bool failed, bool slow) {
-    entries.push_back({slice_of(at), failed, slow});
-    while (entries.front().slice < slice_of(at) - buckets + 1) entries.pop_front();
+    std::int64_t stamp = slice_of(at);
+    // Mistake 4: a call in the wrong slice (one ending on a boundary goes in the slice before).
+    if constexpr (planted_mistake == 4) stamp = slice_of(at - 1ns);
+    entries.push_back({stamp, failed, slow});
+    while (!entries.empty() && entries.front().slice < slice_of(at) - buckets + 1) {
+      entries.pop_front();
+    }
     if (!failed && !slow) return false;
     const window_counts now = counts(at);
     return now.calls >= minimum_calls &&
@@ -218,10 +255,10 @@ struct breaker_model {
 
   void finish(const admission& call, release how, time_point now) {
     tally result = judge(how);
-    const bool slow = window.slow_counted && now - call.started > window.slow_after;
+    const bool slow = window.is_slow(now - call.started);
     if (call.trial) {
       --in_flight;
-      if (call.epoch != epoch) return;
+      if (stale(call)) return;
       // A slow success is a failed trial: a breaker opened for slowness must not close on it.
       if (result == tally::succeeded && slow) result = tally::failed;
       if (result == tally::ignored) --admitted;  // the permit goes back
@@ -229,14 +266,20 @@ struct breaker_model {
       if (result == tally::failed) ++failures;
       if (failures > permits - trials_needed) {
         ++failed_half_opens;
-        move(circuit_state::open, now, open_for.after(failed_half_opens + 1));
+        std::size_t rounds = failed_half_opens + 1;
+        // Mistake 6: wrong growth of the open time (one round late).
+        if constexpr (planted_mistake == 6) rounds = failed_half_opens;
+        move(circuit_state::open, now, open_for.after(rounds));
       } else if (successes >= trials_needed) {
         close(now);
       }
       return;
     }
-    if (result == tally::ignored || call.epoch != epoch) return;
-    if (window.record(now, result == tally::failed, slow) && state == circuit_state::closed) {
+    if (result == tally::ignored || stale(call)) return;
+    time_point counted_at = now;
+    if constexpr (planted_mistake == 5) counted_at = call.started;  // mistake 5: at its start
+    if (window.record(counted_at, result == tally::failed, slow) &&
+        state == circuit_state::closed) {
       failed_half_opens = 0;
       move(circuit_state::open, now, open_for.after(1));
     }
@@ -255,6 +298,15 @@ struct breaker_model {
   }
 
  private:
+  /// A call admitted in an epoch that is over: it counts nowhere.
+  bool stale(const admission& call) const {
+    if constexpr (planted_mistake == 7) {
+      return false;  // mistake 7: no epoch check
+    } else {
+      return call.epoch != epoch;
+    }
+  }
+
   admission refuse(errc code, duration retry_after) {
     ++rejections;
     return {false, false, epoch, {}, {ending::kind::stockade_error, code, retry_after}};
