@@ -273,6 +273,36 @@ TEST(Jitter, JitteredDelayUsesTheFirstDelayAsDecorrelatedBase) {
   }
 }
 
+TEST(Jitter, TheSchedulesOwnCapBoundsEveryJitterKind) {
+  // exponential{10ms, x2, 1s} with a policy cap of 30 s: the schedule's 1 s holds for every kind
+  // (decorrelated reached 30 s before: 3 x the previous delay, capped only by the policy's cap).
+  const stockade::exponential schedule{.initial = 10ms, .multiplier = 2.0, .max_delay = 1s};
+  for (const jitter spread : {jitter::none(), jitter::full(), jitter::equal(),
+                              jitter::decorrelated(), jitter::proportional(0.5)}) {
+    SCOPED_TRACE(stockade::to_string(spread.kind));
+    stockade::seeded_random random{7};
+    duration previous{};
+    duration longest{};
+    for (int retry_number = 1; retry_number <= 200; ++retry_number) {
+      previous = stockade::jittered_delay(schedule, spread, retry_number, previous, 30s, random);
+      longest = std::max(longest, previous);
+    }
+    EXPECT_LE(longest, 1s);
+    EXPECT_GT(longest, 500ms);  // it does reach up towards the cap
+  }
+}
+
+TEST(Jitter, ACapOfThePolicyBelowTheSchedulesHolds) {
+  const stockade::exponential schedule{.initial = 10ms, .multiplier = 2.0, .max_delay = 1s};
+  stockade::seeded_random random{3};
+  duration previous{};
+  for (int retry_number = 1; retry_number <= 200; ++retry_number) {
+    previous = stockade::jittered_delay(schedule, jitter::decorrelated(), retry_number, previous,
+                                        200ms, random);
+    ASSERT_LE(previous, 200ms);
+  }
+}
+
 TEST(Jitter, JitteredDelayCapsTheScheduleItself) {
   stockade::seeded_random random{1};
   EXPECT_EQ(stockade::jittered_delay(stockade::constant{5s}, jitter::none(), 1, {}, 2s, random),

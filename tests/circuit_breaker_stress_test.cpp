@@ -202,22 +202,28 @@ TEST(CircuitBreakerStress, ClosedBreakerOpensOnceAndAccountsForEveryCall) {
 }
 
 TEST(CircuitBreakerStress, HealthProbeNeverRunsTwiceAtOnce) {
+  // Operator actions (reset, isolate, disable) and callers whose deadline has passed race the
+  // probes: a probe still running across a transition must end before another may start.
   manual_clock clock;
   circuit_breaker<consecutive_failures> breaker{
       {.trip = {.threshold = 1}, .open_for = stockade::constant{1s}}, clock};
   std::atomic<int> probing{0};
   std::atomic<int> peak{0};
   std::atomic<int> probes{0};
-  breaker.set_health_probe([&] {
+  std::atomic<int> probes_for_late_callers{0};
+  breaker.set_health_probe([&](stockade::context& probe_ctx) {
     raise_to(peak, probing.fetch_add(1) + 1);
     probes.fetch_add(1);
+    if (probe_ctx.name() == "late") probes_for_late_callers.fetch_add(1);
     std::this_thread::yield();
     probing.fetch_sub(1);
     return probes.load() % 2 == 0;  // alternately unhealthy and healthy
   });
+  std::atomic<int> step{0};
   run_concurrently(
       [&](int /*thread*/, int index) {
         stockade::context ctx{clock};
+        if (index % 3 == 0) ctx.set_deadline(clock.now()).set_name("late");  // given up
         try {
           stockade::pipeline{std::ref(breaker)}(ctx, [&]() -> int {
             if (index % 2 == 0) throw std::runtime_error("down");
@@ -227,11 +233,32 @@ TEST(CircuitBreakerStress, HealthProbeNeverRunsTwiceAtOnce) {
         }
       },
       [&] {
-        clock.advance(1s);
+        switch (step.fetch_add(1) % 8) {
+          case 2:
+            breaker.reset();
+            break;
+          case 4:
+            breaker.isolate();
+            break;
+          case 5:
+            breaker.reset();
+            break;
+          case 6:
+            breaker.disable();
+            break;
+          case 7:
+            breaker.reset();
+            break;
+          default:
+            clock.advance(1s);
+            break;
+        }
         std::this_thread::yield();
       });
   EXPECT_LE(peak.load(), 1);
   EXPECT_GT(probes.load(), 0);
+  EXPECT_EQ(probing.load(), 0);
+  EXPECT_EQ(probes_for_late_callers.load(), 0);  // never started for a caller who gave up
 }
 
 TEST(CountRingStress, TotalsNeverDriftFromTheSlots) {

@@ -1,8 +1,11 @@
 #include <stockade/circuit_breaker.hpp>
 #include <stockade/manual_clock.hpp>
 #include <stockade/pipeline.hpp>
+#include <stockade/retry.hpp>
 
 #include <gtest/gtest.h>
+
+#include "support.hpp"
 
 #include <chrono>
 #include <functional>
@@ -931,26 +934,259 @@ TEST(HealthProbe, RunsOnceHoweverManyCallersArrive) {
   EXPECT_EQ(probes.load(), 1);
 }
 
-TEST(HealthProbe, GetsAContextOfItsOwnWithTheCallersDeadlineAndName) {
+TEST(HealthProbe, GetsAContextOfItsOwnWithProbeTimeoutAndTheCallersName) {
   manual_clock clock;
-  consecutive_breaker breaker{consecutive(1, 5s), clock};
+  consecutive_breaker breaker{
+      {.trip = {.threshold = 1}, .open_for = stockade::constant{5s}, .probe_timeout = 2s}, clock};
   std::string probe_name;
   stockade::time_point probe_deadline{};
+  bool probe_could_stop = true;
   breaker.set_health_probe([&](stockade::context& probe_ctx) {
     probe_name = std::string(probe_ctx.name());
     probe_deadline = probe_ctx.deadline();
+    probe_could_stop = probe_ctx.caller_stop_token().stop_possible();
     // A probe may run its own pipeline: that must not disturb the caller's context.
     return stockade::pipeline{stockade::pass_through{}}(probe_ctx, [] { return true; });
   });
   trip(breaker, clock);
   clock.advance(5s);
+  std::stop_source caller_stop;
   stockade::context ctx{clock};
-  ctx.set_name("query").set_timeout(3s);
+  ctx.set_name("query").set_timeout(300ms).set_stop_token(caller_stop.get_token());
   const auto policy = stockade::pipeline{std::ref(breaker)};
   EXPECT_THROW(policy(ctx, []() -> int { throw dependency_down{}; }), dependency_down);
   EXPECT_EQ(probe_name, "query");
-  EXPECT_EQ(probe_deadline, ctx.deadline());
+  // Shared work: its own limit, not the caller's 300 ms, and not the caller's stop token.
+  EXPECT_EQ(probe_deadline, clock.now() + 2s);
+  EXPECT_FALSE(probe_could_stop);
   EXPECT_EQ(breaker.state(), circuit_state::open);  // the call after the probe failed: counted
+}
+
+TEST(HealthProbe, IsNotRunForACallerWhoseDeadlineHasPassed) {
+  manual_clock clock;
+  consecutive_breaker breaker{consecutive(1, 5s), clock};
+  int probes = 0;
+  breaker.set_health_probe([&](stockade::context& probe_ctx) {
+    ++probes;
+    return !probe_ctx.expired();  // a probe run for such a caller would fail for its sake
+  });
+  trip(breaker, clock);
+  clock.advance(5s);
+  const auto policy = stockade::pipeline{std::ref(breaker)};
+  stockade::context late{clock};
+  late.set_deadline(clock.now());
+  EXPECT_EQ(stockade_test::error_of([&] { policy(late, [] { return 1; }); }),
+            stockade::errc::deadline_already_passed);
+  EXPECT_TRUE(late.outcome().rejected);
+  EXPECT_EQ(probes, 0);
+  EXPECT_EQ(breaker.state(), circuit_state::half_open);  // not reopened, open_for not grown
+  EXPECT_EQ(breaker.metrics().failed_half_opens, 0U);
+  EXPECT_EQ(succeed(breaker, clock), ended::succeeded);  // the next caller probes
+  EXPECT_EQ(probes, 1);
+  EXPECT_EQ(breaker.state(), circuit_state::closed);
+}
+
+TEST(HealthProbe, IsNotRunForACancelledCaller) {
+  manual_clock clock;
+  consecutive_breaker breaker{consecutive(1, 5s), clock};
+  int probes = 0;
+  breaker.set_health_probe([&] {
+    ++probes;
+    return true;
+  });
+  trip(breaker, clock);
+  clock.advance(5s);
+  std::stop_source stop;
+  stop.request_stop();
+  stockade::context cancelled{clock};
+  cancelled.set_stop_token(stop.get_token());
+  EXPECT_EQ(stockade_test::error_of(
+                [&] { stockade::pipeline{std::ref(breaker)}(cancelled, [] { return 1; }); }),
+            stockade::errc::cancelled);
+  EXPECT_EQ(probes, 0);
+  EXPECT_EQ(breaker.state(), circuit_state::half_open);
+}
+
+TEST(HealthProbe, AProbeOutlastingItsCallersDeadlineStillDecides) {
+  manual_clock clock;
+  consecutive_breaker breaker{consecutive(1, 5s), clock};
+  int probes = 0;
+  breaker.set_health_probe([&] {
+    ++probes;
+    clock.advance(500ms);  // longer than the caller's 200 ms, shorter than probe_timeout
+    return true;
+  });
+  trip(breaker, clock);
+  clock.advance(5s);
+  stockade::context ctx{clock};
+  ctx.set_timeout(200ms);
+  EXPECT_EQ(stockade::pipeline{std::ref(breaker)}(ctx, [] { return 1; }), 1);
+  EXPECT_EQ(probes, 1);
+  EXPECT_EQ(breaker.state(), circuit_state::closed);
+}
+
+TEST(HealthProbe, AProbeLongerThanProbeTimeoutIsUnhealthy) {
+  manual_clock clock;
+  consecutive_breaker breaker{
+      {.trip = {.threshold = 1}, .open_for = stockade::constant{5s}, .probe_timeout = 1s}, clock};
+  breaker.set_health_probe([&] {
+    clock.advance(1500ms);
+    return true;
+  });
+  trip(breaker, clock);
+  clock.advance(5s);
+  EXPECT_EQ(succeed(breaker, clock), ended::open);
+  EXPECT_EQ(breaker.state(), circuit_state::open);
+}
+
+TEST(HealthProbe, RefusalWhileItRunsHintsUntilItsTimeout) {
+  manual_clock clock;
+  consecutive_breaker breaker{
+      {.trip = {.threshold = 1}, .open_for = stockade::constant{5s}, .probe_timeout = 2s}, clock};
+  stockade::duration hint{};
+  ended nested = ended::succeeded;
+  breaker.set_health_probe([&] {
+    clock.advance(500ms);
+    nested = call(
+        breaker, clock, [] { return 1; }, nullptr, &hint);
+    return true;
+  });
+  trip(breaker, clock);
+  clock.advance(5s);
+  EXPECT_EQ(succeed(breaker, clock), ended::succeeded);
+  EXPECT_EQ(nested, ended::open);
+  EXPECT_EQ(hint, 1500ms);  // the probe's verdict is due by then
+}
+
+/// The operator actions a probe may run across; each ends in a closed breaker.
+enum class operator_action { reset, isolate_then_reset, disable_then_reset };
+
+class ProbeAcrossOperatorActions : public ::testing::TestWithParam<operator_action> {};
+
+TEST_P(ProbeAcrossOperatorActions, NeverRunsTwiceAtOnce) {
+  manual_clock clock;
+  consecutive_breaker breaker{consecutive(1, 5s), clock};
+  std::atomic<int> running{0};
+  std::atomic<int> most_at_once{0};
+  std::atomic<int> probes{0};
+  std::latch first_probing{1};
+  std::latch release_first{1};
+  breaker.set_health_probe([&] {
+    const int now_running = running.fetch_add(1) + 1;
+    most_at_once.store(std::max(most_at_once.load(), now_running));
+    if (probes.fetch_add(1) == 0) {
+      first_probing.count_down();
+      release_first.wait();
+    }
+    running.fetch_sub(1);
+    return true;
+  });
+  trip(breaker, clock);
+  clock.advance(5s);
+  std::thread first([&] { succeed(breaker, clock); });
+  first_probing.wait();
+  switch (GetParam()) {
+    case operator_action::reset:
+      break;
+    case operator_action::isolate_then_reset:
+      breaker.isolate();
+      break;
+    case operator_action::disable_then_reset:
+      breaker.disable();
+      break;
+  }
+  breaker.reset();
+  // A new round while the first probe still runs: trip, wait out open_for, and call.
+  trip(breaker, clock);
+  clock.advance(5s);
+  stockade::duration hint{};
+  EXPECT_EQ(call(
+                breaker, clock, [] { return 1; }, nullptr, &hint),
+            ended::open);
+  EXPECT_GT(hint, stockade::duration::zero());
+  release_first.count_down();
+  first.join();
+  // The first probe's verdict belonged to a round that was over, so it was dropped; its caller
+  // then found the new round half-open with no probe running and probed it (one at a time).
+  EXPECT_EQ(most_at_once.load(), 1);
+  EXPECT_EQ(probes.load(), 2);
+  EXPECT_EQ(breaker.state(), circuit_state::closed);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryAction, ProbeAcrossOperatorActions,
+                         ::testing::Values(operator_action::reset,
+                                           operator_action::isolate_then_reset,
+                                           operator_action::disable_then_reset));
+
+TEST(HalfOpen, RefusalHintsUntilTheTrialsDeadline) {
+  manual_clock clock;
+  consecutive_breaker breaker{consecutive(1, 5s), clock};
+  trip(breaker, clock);
+  clock.advance(5s);
+  stockade::duration hint{};
+  ended nested = ended::succeeded;
+  stockade::context trial{clock};
+  trial.set_timeout(2s);
+  stockade::pipeline{std::ref(breaker)}(trial, [&] {
+    clock.advance(500ms);
+    nested = call(
+        breaker, clock, [] { return 1; }, nullptr, &hint);
+    return 1;
+  });
+  EXPECT_EQ(nested, ended::open);
+  EXPECT_EQ(hint, 1500ms);  // the trial's verdict is due by its deadline
+}
+
+TEST(HalfOpen, RefusalHintsTheOpenDurationWhenTheTrialHasNoDeadline) {
+  manual_clock clock;
+  consecutive_breaker breaker{consecutive(1, 5s), clock};
+  trip(breaker, clock);
+  clock.advance(5s);
+  stockade::duration hint{};
+  call(breaker, clock, [&] {
+    call(
+        breaker, clock, [] { return 1; }, nullptr, &hint);
+    return 1;
+  });
+  EXPECT_EQ(hint, 5s);
+}
+
+TEST(HalfOpen, AnOuterRetryWaitsForTheTrialsVerdictInsteadOfSpendingItsAttempts) {
+  manual_clock clock{manual_clock::sleeps::wait_for_advance};
+  consecutive_breaker breaker{consecutive(1, 5s), clock};
+  trip(breaker, clock);
+  clock.advance(5s);
+  std::latch in_trial{1};
+  std::latch release_trial{1};
+  std::thread trial([&] {
+    stockade::context ctx{clock};
+    ctx.set_timeout(2s);
+    stockade::pipeline{std::ref(breaker)}(ctx, [&] {
+      in_trial.count_down();
+      release_trial.wait();
+      return 1;
+    });
+  });
+  in_trial.wait();
+  int runs = 0;
+  int result = 0;
+  std::thread caller([&] {
+    stockade::context ctx{clock};
+    result =
+        stockade::pipeline{stockade::retry{{.max_attempts = 2, .jitter = stockade::jitter::none()}},
+                           std::ref(breaker)}(ctx, [&] {
+          ++runs;
+          return 7;
+        });
+  });
+  ASSERT_TRUE(clock.await_waiting(1));  // refused once, the retry waits its hint
+  release_trial.count_down();
+  trial.join();  // the trial closed the breaker
+  clock.advance(2s);
+  caller.join();
+  EXPECT_EQ(result, 7);
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(clock.total_slept(), 2s);  // the hint: until the trial's deadline, not a backoff
 }
 
 // --- operator controls ------------------------------------------------------------------------

@@ -94,7 +94,7 @@ TEST(Classifier, RulesCanBeWrittenAsTypes) {
 
 TEST(Classifier, WhenInspectsTheException) {
   const classifier c{stockade::when<db_error>([](const db_error& e) {
-    if (e.sqlstate == "53300") return verdict::transient;  // too many connections
+    if (e.sqlstate == "53300") return verdict::transient;     // too many connections
     if (e.sqlstate.starts_with("08")) return verdict::fatal;  // connection failure
     return verdict::permanent;
   })};
@@ -104,12 +104,11 @@ TEST(Classifier, WhenInspectsTheException) {
 }
 
 TEST(Classifier, ARuleReturningNulloptPassesToTheNextRule) {
-  const classifier c{
-      stockade::when<db_error>([](const db_error& e) -> std::optional<verdict> {
-        if (e.sqlstate == "40001") return verdict::transient;
-        return std::nullopt;
-      }),
-      on<std::runtime_error, verdict::fatal>{}};
+  const classifier c{stockade::when<db_error>([](const db_error& e) -> std::optional<verdict> {
+                       if (e.sqlstate == "40001") return verdict::transient;
+                       return std::nullopt;
+                     }),
+                     on<std::runtime_error, verdict::fatal>{}};
   EXPECT_EQ(classify(c, db_error("40001")).kind, verdict::transient);
   EXPECT_EQ(classify(c, db_error("99999")).kind, verdict::fatal);
 }

@@ -281,6 +281,12 @@ std::vector<refusal_case> all_cases() {
       got(std::size_t{0}));
 
   // warm-up gate
+  add(
+      "WarmupGateWarmupTimeoutZero", [] { build_warmup_gate({.warmup_timeout = 0s}); },
+      "warmup_gate: warmup_timeout", got(0s));
+  add(
+      "WarmupGateWarmupTimeoutNegative", [] { build_warmup_gate({.warmup_timeout = -1s}); },
+      "warmup_gate: warmup_timeout", got(-1s));
   for (const bad_backoff& bad : bad_backoffs()) {
     add(
         std::string("WarmupGateCoolDown") + bad.label,
@@ -320,6 +326,16 @@ std::vector<refusal_case> all_cases() {
   add(
       "ResourceMaxAgeNegative", [] { build_resource({.max_age = -1min}); }, "resource: max_age",
       got(duration{-1min}));
+  add(
+      "ResourceMaxAgeNotLongerThanItsWarmupTimeout",
+      [] { build_resource({.max_age = 20s, .warmup_timeout = 20s}); }, "resource: max_age",
+      got(20s));
+  add(
+      "ResourceMaxAgeShorterThanItsWarmupTimeout", [] { build_resource({.max_age = 1ms}); },
+      "resource: max_age", got(1ms));
+  add(
+      "ResourceWarmupTimeoutZero", [] { build_resource({.warmup_timeout = 0s}); },
+      "resource: warmup_timeout", got(0s));
   add(
       "ResourceHealthMaxAgeZero", [] { build_resource({.health = {.max_age = 0s}}); },
       "health_check: max_age", got(0s));
@@ -368,6 +384,12 @@ std::vector<refusal_case> all_cases() {
         [spread = bad.spread] { build_breaker({.open_jitter = spread}); }, "jitter: spread",
         bad.value);
   }
+  add(
+      "BreakerProbeTimeoutZero", [] { build_breaker({.probe_timeout = 0s}); },
+      "circuit_breaker: probe_timeout", got(0s));
+  add(
+      "BreakerProbeTimeoutNegative", [] { build_breaker({.probe_timeout = -1ms}); },
+      "circuit_breaker: probe_timeout", got(duration{-1ms}));
   add(
       "BreakerNoHalfOpenPermit", [] { build_breaker({.half_open_permits = 0}); },
       "circuit_breaker: half_open_permits", got(std::size_t{0}));
@@ -548,6 +570,10 @@ TEST(RefusedConfigurationTable, BoundaryValuesAreAccepted) {
   EXPECT_NO_THROW(build_percent_budget({.ttl = 60s, .percent_can_retry = 1000.0}));
   EXPECT_NO_THROW(build_bulkhead({.max_concurrent = 1, .max_queue = 1, .max_wait = 1ns}));
   EXPECT_NO_THROW(build_bulkhead({.max_queue = 1, .max_wait = duration::max()}));
+  EXPECT_NO_THROW(build_warmup_gate({.warmup_timeout = 1ns}));
+  EXPECT_NO_THROW(build_resource({.max_age = 20s + 1ns, .warmup_timeout = 20s}));
+  EXPECT_NO_THROW(build_resource({.max_age = duration::max()}));
+  EXPECT_NO_THROW(build_breaker({.probe_timeout = 1ns}));
   EXPECT_NO_THROW(build_breaker({.half_open_permits = 1'000'000, .half_open_success_ratio = 1.0}));
   EXPECT_NO_THROW(build_breaker({.trip = {.size = 1, .failure_ratio = 1.0, .minimum_calls = 1}}));
   EXPECT_NO_THROW(build_breaker<stockade::time_window>({.trip = {.length = 10us, .buckets = 10}}));
@@ -695,6 +721,8 @@ TEST(ConstexprConfiguration, WarmupHealthAndResourceRefuseEachBadValueAtCompileT
   static_assert(!compiles_as_constant<[] {
     return check(warmup_gate_options{.cool_down_jitter = jitter::proportional(nan)});
   }>);
+  static_assert(
+      !compiles_as_constant<[] { return check(warmup_gate_options{.warmup_timeout = 0s}); }>);
   static_assert(compiles_as_constant<[] { return check(health_check_options{}); }>);
   static_assert(!compiles_as_constant<[] { return check(health_check_options{.max_age = 0s}); }>);
   static_assert(!compiles_as_constant<[] { return check(health_check_options{.max_age = -1s}); }>);
@@ -704,6 +732,9 @@ TEST(ConstexprConfiguration, WarmupHealthAndResourceRefuseEachBadValueAtCompileT
       !compiles_as_constant<[] { return check(health_check_options{.probe_timeout = -1s}); }>);
   static_assert(compiles_as_constant<[] { return check(resource_options{}); }>);
   static_assert(!compiles_as_constant<[] { return check(resource_options{.max_age = -1min}); }>);
+  static_assert(!compiles_as_constant<[] { return check(resource_options{.max_age = 20s}); }>);
+  static_assert(
+      !compiles_as_constant<[] { return check(resource_options{.warmup_timeout = 0s}); }>);
   static_assert(
       !compiles_as_constant<[] { return check(resource_options{.health = {.max_age = 0s}}); }>);
   static_assert(!compiles_as_constant<[] {
@@ -729,6 +760,7 @@ TEST(ConstexprConfiguration, CircuitBreakerRefusesEachBadValueAtCompileTime) {
   static_assert(
       !compiles_as_constant<[] { return check(options{.open_jitter = jitter::proportional(2)}); }>);
   static_assert(!compiles_as_constant<[] { return check(options{.half_open_permits = 0}); }>);
+  static_assert(!compiles_as_constant<[] { return check(options{.probe_timeout = 0s}); }>);
   static_assert(
       !compiles_as_constant<[] { return check(options{.half_open_permits = 1'000'001}); }>);
   static_assert(

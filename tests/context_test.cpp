@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <stockade/manual_clock.hpp>
 
@@ -29,12 +30,28 @@ TEST(Context, RemainingCountsDownWithTheClockAndStopsAtZero) {
   ctx.set_timeout(10s);
   EXPECT_EQ(ctx.remaining(), 10s);
   clock.advance(4s);
-  ctx.forget_now();
   EXPECT_EQ(ctx.remaining(), 6s);
   clock.advance(7s);
-  ctx.forget_now();
   EXPECT_EQ(ctx.remaining(), 0s);
   EXPECT_TRUE(ctx.expired());
+}
+
+TEST(Context, RemainingAndExpiredReadTheClockEachTimeTheCalleeAsks) {
+  // A callee that loops, or connects and then queries, must see the time it really has left,
+  // not the time cached when its attempt began (it saw "100 ms" four times across 120 ms).
+  manual_clock clock;
+  context ctx{clock};
+  ctx.set_timeout(100ms);
+  (void)ctx.now();  // a policy cached the time at the start of the attempt
+  std::vector<stockade::duration> seen;
+  bool expired_seen = false;
+  for (int step = 0; step < 4; ++step) {
+    seen.push_back(ctx.remaining());
+    clock.advance(40ms);
+    expired_seen = ctx.expired();
+  }
+  EXPECT_EQ(seen, (std::vector<stockade::duration>{100ms, 60ms, 20ms, 0ms}));
+  EXPECT_TRUE(expired_seen);
 }
 
 TEST(Context, NowIsReadOnceUntilForgotten) {
@@ -217,10 +234,11 @@ TEST(Context, HandsAResourceToTheCallee) {
   EXPECT_EQ(ctx.find_resource<int>(), nullptr);
 }
 
-TEST(Context, SaturatesDeadlinesInsteadOfOverflowing) {
+TEST(Context, SaturatesDeadlinesInsteadOfOverflowingAndKeepsThemDeadlines) {
   context ctx;
   ctx.set_timeout(stockade::duration::max());
-  EXPECT_FALSE(ctx.has_deadline());
+  EXPECT_TRUE(ctx.has_deadline());  // a limit however long is still a limit
+  EXPECT_EQ(ctx.deadline(), stockade::latest_deadline);
 }
 
 }  // namespace

@@ -76,8 +76,8 @@ TEST(Describe, ListsLayersOutermostFirstWithTheWorstCaseFromEachInward) {
       << text;
   EXPECT_TRUE(contains(text, "  4. bulkhead: 5 slots, queue 64, max_wait 2s\n")) << text;
   EXPECT_TRUE(contains(text,
-                       "  5. warmup_gate: cool_down exponential 1s x1.6 up to 2min, "
-                       "re-armed on a fatal verdict\n"))
+                       "  5. warmup_gate: warmup_timeout 20s, cool_down exponential 1s x1.6 "
+                       "up to 2min, re-armed on a fatal verdict\n"))
       << text;
   EXPECT_TRUE(contains(text,
                        "  6. timeout 2s\n       from here in: at most 1 attempt, at most "

@@ -17,6 +17,7 @@ TEST(Errors, RejectionCodesAreExactlyThePolicyRefusals) {
   EXPECT_TRUE(stockade::is_rejection(errc::detached_limit_reached));
   EXPECT_TRUE(stockade::is_rejection(errc::deadline_already_passed));
   EXPECT_TRUE(stockade::is_rejection(errc::cancelled));
+  EXPECT_TRUE(stockade::is_rejection(errc::warmup_cooling_down));
   EXPECT_FALSE(stockade::is_rejection(errc::timeout));
   EXPECT_FALSE(stockade::is_rejection(errc::warmup_failed));
   EXPECT_FALSE(stockade::is_rejection(errc::warmup_wait_exceeded));

@@ -231,7 +231,8 @@ struct ledger {
       case errc::unhealthy:  // the health check refused
         refused_as_unhealthy.fetch_add(1);
         [[fallthrough]];
-      case errc::warmup_failed:            // the gate refused (cooling down, or it failed)
+      case errc::warmup_failed:            // the warm-up it ran or waited for failed
+      case errc::warmup_cooling_down:      // the gate refused during a cool-down
       case errc::warmup_wait_exceeded:     // a caller gave up waiting for the warm-up
       case errc::timeout:                  // ... or for another caller's health probe
       case errc::cancelled:                // ... or its stop token fired while it waited

@@ -1,5 +1,7 @@
 #include <stockade/manual_clock.hpp>
 
+#include <stockade/context.hpp>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -27,6 +29,30 @@ TEST(ManualClock, NeverMovesBackwards) {
   const auto start = clock.now();
   clock.advance_to(start - 1s);
   EXPECT_EQ(clock.now(), start);
+}
+
+TEST(ManualClock, AdvancingPastTheEndOfTimeStopsAtTheLatestDeadline) {
+  manual_clock clock;
+  const auto start = clock.now();
+  clock.advance(stockade::duration::min());  // no overflow, no move
+  EXPECT_EQ(clock.now(), start);
+  clock.advance(stockade::duration::max());  // overflowed before (and did not move)
+  EXPECT_EQ(clock.now(), stockade::latest_deadline);
+  clock.advance(1s);
+  EXPECT_EQ(clock.now(), stockade::latest_deadline);
+  clock.advance_to(stockade::no_deadline);
+  EXPECT_EQ(clock.now(), stockade::latest_deadline);  // "no deadline" never comes
+}
+
+TEST(ManualClock, AtTheEndOfTimeEveryDeadlineHasPassedButNoDeadlineWaitsStill) {
+  manual_clock clock;
+  clock.advance(stockade::duration::max());
+  stockade::context bounded{clock};
+  bounded.set_timeout(stockade::duration::max());
+  EXPECT_TRUE(bounded.has_deadline());
+  EXPECT_TRUE(bounded.expired());
+  stockade::context unbounded{clock};
+  EXPECT_FALSE(unbounded.expired());
 }
 
 TEST(ManualClock, SleepAdvancesVirtualTimeAtOnce) {

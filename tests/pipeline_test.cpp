@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <coroutine>
+#include <future>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <stockade/errors.hpp>
@@ -65,8 +69,8 @@ struct outcome_spy {
 // Refuses every call, as a bulkhead does when full.
 struct always_full {
   template <class Next>
-  auto invoke(context& /*ctx*/, Next&& /*next*/) const -> decltype(std::declval<Next&>()(
-      std::declval<context&>())) {
+  auto invoke(context& /*ctx*/, Next&& /*next*/) const
+      -> decltype(std::declval<Next&>()(std::declval<context&>())) {
     throw stockade::error(stockade::errc::bulkhead_full);
   }
 };
@@ -142,6 +146,50 @@ TEST(Pipeline, ReturnsReferencesUnchanged) {
   EXPECT_EQ(&result, &target);
 }
 
+TEST(Pipeline, ReturnsTheValueARvalueReferenceNamedMovedOut) {
+  // The layers carry a T moved from what the callee's T&& named; the caller gets that T by
+  // value, not a T&& to a temporary that is gone once the call returns.
+  const auto p = stockade::pipeline{stockade::pass_through{}, stockade::pass_through{}};
+  std::string source(64, 'x');  // longer than any small-string buffer: a dangling read shows
+  auto&& result = p([&]() -> std::string&& { return std::move(source); });
+  static_assert(std::is_same_v<decltype(result), std::string&&>);
+  static_assert(std::is_same_v<decltype(p([&]() -> std::string&& { return std::move(source); })),
+                               std::string>);
+  EXPECT_EQ(result, std::string(64, 'x'));
+  EXPECT_TRUE(source.empty());  // moved from, exactly once
+}
+
+// A type with an awaiter's members, one with a member operator co_await, one with a free one.
+struct awaiter_like {
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<> /*unused*/) const noexcept {}
+  int await_resume() const noexcept { return 1; }
+};
+struct member_awaitable {
+  awaiter_like operator co_await() const noexcept { return {}; }
+};
+struct free_awaitable {};
+awaiter_like operator co_await(free_awaitable /*unused*/) noexcept { return {}; }
+struct task_like {
+  struct promise_type {};
+};
+
+TEST(Pipeline, TellsDeferredWorkFromResults) {
+  using stockade::detail::deferred_work;
+  static_assert(deferred_work<std::future<int>>);
+  static_assert(deferred_work<std::shared_future<int>>);
+  static_assert(deferred_work<awaiter_like>);
+  static_assert(deferred_work<member_awaitable>);
+  static_assert(deferred_work<free_awaitable>);
+  static_assert(deferred_work<task_like>);
+  static_assert(!deferred_work<int>);
+  static_assert(!deferred_work<std::string>);
+  static_assert(!deferred_work<std::optional<int>>);
+  static_assert(!deferred_work<std::unique_ptr<int>>);
+  static_assert(!deferred_work<std::vector<int>>);
+  SUCCEED();  // the refusal itself: tests/compile_fail/{future,awaitable}_callee.cpp
+}
+
 TEST(Pipeline, RethrowsTheCalleesOwnExceptionUnchanged) {
   struct not_a_std_exception {
     int code;
@@ -165,8 +213,9 @@ TEST(Pipeline, ClassifiesEachResultOnceHoweverManyLayersAsk) {
   int results = 0;
   int exceptions = 0;
   std::vector<stockade::outcome> seen;
-  const auto p = stockade::pipeline{outcome_spy{&seen}, outcome_spy{&seen}, outcome_spy{&seen}}
-                     .classify_with(counting_classifier{&results, &exceptions});
+  const auto p =
+      stockade::pipeline{outcome_spy{&seen}, outcome_spy{&seen}, outcome_spy{&seen}}.classify_with(
+          counting_classifier{&results, &exceptions});
   p([] { return 5; });
   EXPECT_EQ(results, 1);
   EXPECT_EQ(exceptions, 0);

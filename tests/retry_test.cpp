@@ -335,6 +335,22 @@ TEST(Retry, SameSeedGivesTheSameJitteredDelays) {
   EXPECT_EQ(first.delays().size(), 5U);
 }
 
+TEST(Retry, DecorrelatedJitterKeepsToTheBackoffsOwnCap) {
+  manual_clock clock;
+  stockade::context ctx{clock};
+  recorder events;
+  int calls = 0;
+  const auto policy = stockade::pipeline{
+      retrying({.max_attempts = 30,
+                .backoff = stockade::exponential{10ms, 2.0, 1s},
+                .jitter = jitter::decorrelated()},  // max_delay stays at its 30 s default
+               events)
+          .with_random(stockade::seeded_random{5})};
+  EXPECT_THROW(policy(ctx, fails_then_succeeds{100, &calls}), flaky_error);
+  ASSERT_EQ(events.delays().size(), 29U);
+  for (const duration delay : events.delays()) EXPECT_LE(delay, 1s);
+}
+
 TEST(Retry, MaxDelayCapsTheScheduleAndItsJitter) {
   manual_clock clock;
   stockade::context ctx{clock};
@@ -930,7 +946,12 @@ TEST(RetryOptions, WorstCaseDelayAddsUpTheLongestWaits) {
                                     .backoff = stockade::constant{1s},
                                     .jitter = jitter::proportional(0.5),
                                     .use_retry_after = false}};
-  static_assert(spread.worst_case_delay() == 3s);
+  static_assert(spread.worst_case_delay() == 2s);  // the schedule's cap (1 s) holds jitter too
+  constexpr stockade::retry decorrelated{{.max_attempts = 4,
+                                          .backoff = stockade::exponential{10ms, 2.0, 1s},
+                                          .jitter = jitter::decorrelated(),
+                                          .use_retry_after = false}};
+  static_assert(decorrelated.worst_case_delay() == 3s);  // not 3 x max_delay (30 s)
   constexpr stockade::retry hinted{{.max_attempts = 4, .max_delay = 2s}};
   static_assert(hinted.worst_case_delay() == 6s);  // any hint may be as long as max_delay
   constexpr stockade::retry bounded{{.max_attempts = 4, .max_elapsed = 1s, .max_delay = 2s}};

@@ -121,6 +121,21 @@ TEST(Timeout, NarrowsTheDeadlineForTheLayersInsideOnly) {
   EXPECT_FALSE(ctx.has_deadline());
 }
 
+TEST(Timeout, ALimitReachingPastTheEndOfTimeStillSetsADeadline) {
+  // now + limit saturates: it used to become "no deadline" and leave the callee unbounded.
+  manual_clock clock;
+  context ctx{clock};
+  std::optional<time_point> seen;
+  bool bounded = false;
+  stockade::pipeline{timeout{stockade::duration::max()}}(ctx, [&](context& inner) {
+    seen = inner.deadline();
+    bounded = inner.has_deadline();
+  });
+  EXPECT_TRUE(bounded);
+  EXPECT_EQ(seen, stockade::latest_deadline);
+  EXPECT_FALSE(ctx.has_deadline());
+}
+
 TEST(Timeout, InnerShorterTimeoutWins) {
   manual_clock clock;
   context ctx{clock};

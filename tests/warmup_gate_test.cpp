@@ -14,7 +14,9 @@
 #include <type_traits>
 #include <vector>
 
+#include <stockade/circuit_breaker.hpp>
 #include <stockade/classifier.hpp>
+#include <stockade/events.hpp>
 #include <stockade/manual_clock.hpp>
 #include <stockade/pipeline.hpp>
 
@@ -229,7 +231,8 @@ TEST(WarmupGate, CallsDuringTheCoolDownAreRefusedWithTheTimeLeft) {
   clock.advance(2s);
   context during{clock};
   const auto refused = error_of([&] { gate.wait_ready(during); });
-  EXPECT_EQ(refused.code(), errc::warmup_failed);
+  EXPECT_EQ(refused.code(), errc::warmup_cooling_down);
+  EXPECT_TRUE(refused.is_rejection());  // the dependency was not contacted
   EXPECT_EQ(refused.retry_after(), 3s);
   EXPECT_EQ(warmups, 1);  // refused without warming
 
@@ -409,22 +412,28 @@ TEST(WarmupGate, ResetDuringAWarmUpKeepsTheGateClosedUntilTheNewGenerationWarms)
   EXPECT_EQ(warmups.load(), 2);
 }
 
-TEST(WarmupGate, LeaderThatGivesUpHandsTheWarmUpToAWaiter) {
+TEST(WarmupGate, TheLeadersDeadlineDoesNotCutTheWarmUpShort) {
   manual_clock clock{manual_clock::sleeps::wait_for_advance};
   std::atomic<int> warmups{0};
+  stockade::time_point warm_deadline{};
+  bool warm_could_stop = true;
   warmup_gate gate{[&](context& c) {
-                     if (warmups.fetch_add(1) == 0 && !c.sleep_for(10s)) {
-                       throw std::runtime_error("connect cancelled");
-                     }
+                     warmups.fetch_add(1);
+                     warm_deadline = c.deadline();
+                     warm_could_stop = c.caller_stop_token().stop_possible();
+                     if (!c.sleep_for(10s)) throw std::runtime_error("connect cut short");
                    },
-                   {},
+                   {.warmup_timeout = 20s},
                    clock};
-  stockade::error for_leader{errc::injected_fault};
+  const auto start = clock.now();
+  std::stop_source leader_stop;
+  bool leader_passed = false;
   bool waiter_passed = false;
   std::thread leader([&] {
     context ctx{clock};
-    ctx.set_timeout(1s);
-    for_leader = error_of([&] { gate.wait_ready(ctx); });
+    ctx.set_timeout(1s).set_stop_token(leader_stop.get_token());
+    gate.wait_ready(ctx);
+    leader_passed = true;
   });
   ASSERT_TRUE(clock.await_waiting(1));  // the leader's warm-up sleeps
   std::thread waiter([&] {
@@ -433,13 +442,77 @@ TEST(WarmupGate, LeaderThatGivesUpHandsTheWarmUpToAWaiter) {
     waiter_passed = true;
   });
   ASSERT_TRUE(clock.await_waiting(2));
-  clock.advance(1s);
+  clock.advance(1s);  // the leader's deadline: the warm-up goes on
+  leader_stop.request_stop();
+  clock.advance(9s);
   leader.join();
   waiter.join();
-  EXPECT_EQ(for_leader.code(), errc::warmup_wait_exceeded);
+  EXPECT_TRUE(leader_passed);
   EXPECT_TRUE(waiter_passed);
-  EXPECT_EQ(warmups.load(), 2);
-  EXPECT_EQ(gate.consecutive_failures(), 0);  // a caller's give-up is no warm-up failure
+  EXPECT_EQ(warmups.load(), 1);
+  EXPECT_EQ(warm_deadline, start + 20s);  // its own limit, not the leader's 1 s
+  EXPECT_FALSE(warm_could_stop);          // nor the leader's stop token
+}
+
+TEST(WarmupGate, AWarmUpFailingAfterEveryCallersDeadlineIsRecordedAndCoolsDown) {
+  // Five callers with 1 s deadlines and a 3 s connect that fails: one warm-up, then the
+  // cool-down refuses the rest (before, each caller ran a warm-up of its own, back to back).
+  manual_clock clock{manual_clock::sleeps::wait_for_advance};
+  std::atomic<int> warmups{0};
+  stockade::counters events;
+  warmup_gate gate{[&](context& c) {
+                     warmups.fetch_add(1);
+                     c.sleep_for(3s);
+                     throw broken_connection();
+                   },
+                   fixed_cool_down(stockade::constant{5s}), clock, stockade::observer_ref{events}};
+  std::vector<std::thread> callers;
+  std::vector<errc> ended(5, errc::injected_fault);
+  for (std::size_t i = 0; i < ended.size(); ++i) {
+    callers.emplace_back([&, i] {
+      context ctx{clock};
+      ctx.set_timeout(1s);
+      ended[i] = error_of([&] { gate.wait_ready(ctx); }).code();
+    });
+  }
+  ASSERT_TRUE(clock.await_waiting(5));  // one leader sleeping in its connect, four waiting
+  clock.advance(1s);                    // every caller's deadline
+  clock.advance(2s);                    // the connect fails
+  for (auto& caller : callers) caller.join();
+  int failed = 0;
+  for (const errc code : ended) {
+    EXPECT_TRUE(code == errc::warmup_failed || code == errc::warmup_wait_exceeded)
+        << stockade::to_string(code);
+    failed += code == errc::warmup_failed ? 1 : 0;
+  }
+  EXPECT_GE(failed, 1);  // at least the leader, which ran it
+  EXPECT_EQ(warmups.load(), 1);
+  EXPECT_EQ(gate.consecutive_failures(), 1);
+  EXPECT_EQ(events.count(event_kind::warmup_failed), 1U);
+  context later{clock};
+  later.set_timeout(1s);
+  EXPECT_EQ(error_of([&] { gate.wait_ready(later); }).code(), errc::warmup_cooling_down);
+  EXPECT_EQ(warmups.load(), 1);
+}
+
+TEST(WarmupGate, CoolDownRefusalsAreRejectionsThatAnOuterBreakerDoesNotCount) {
+  manual_clock clock;
+  warmup_gate gate{[] { throw broken_connection(); }, fixed_cool_down(stockade::constant{5s}),
+                   clock};
+  stockade::circuit_breaker<stockade::consecutive_failures> breaker{{.trip = {.threshold = 5}},
+                                                                    clock};
+  const auto policy = stockade::pipeline{std::ref(breaker), std::ref(gate)};
+  std::vector<errc> ended;
+  for (int i = 0; i < 5; ++i) {
+    context ctx{clock};
+    ended.push_back(error_of([&] { policy(ctx, [] { return 1; }); }).code());
+  }
+  EXPECT_EQ(ended, (std::vector<errc>{errc::warmup_failed, errc::warmup_cooling_down,
+                                      errc::warmup_cooling_down, errc::warmup_cooling_down,
+                                      errc::warmup_cooling_down}));
+  // The dependency was contacted once: one failure, not five.
+  EXPECT_EQ(breaker.state(), stockade::circuit_state::closed);
+  EXPECT_EQ(breaker.metrics().window.failures, 1U);
 }
 
 TEST(WarmupGate, ActionReturningFalseFailsTheWarmUp) {

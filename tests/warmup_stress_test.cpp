@@ -152,6 +152,150 @@ TEST(WarmupStress, ProbesAreNeverCloserThanMaxAgeWhileTimeMovesUnderTheCallers) 
   EXPECT_LE(probe_starts.size(), 100U * 3 / 10 + 1);
 }
 
+TEST(WarmupStress, FailedWarmUpsAreRecordedWhenTheirLeadersHaveGivenUp) {
+  // Half the callers have deadlines shorter than a warm-up, so a leader has often given up by
+  // the time its warm-up fails. Every failure must still be recorded: no warm-up of a generation
+  // starts before the cool-down of the last failed one has passed, and none runs twice at once.
+  manual_clock clock;
+  constexpr auto cool_down = 2ms;
+  std::mutex mutex;
+  struct attempt {
+    stockade::time_point started;
+    stockade::time_point failed_at;  // time_point{} if it succeeded
+  };
+  std::map<std::uint64_t, std::vector<attempt>> attempts;
+  std::atomic<int> running{0};
+  std::atomic<int> peak{0};
+  std::atomic<int> attempt_number{0};
+  stockade::warmup_gate gate{
+      [&](context&, std::uint64_t generation) {
+        const int now_running = running.fetch_add(1) + 1;
+        int seen = peak.load();
+        while (now_running > seen && !peak.compare_exchange_weak(seen, now_running)) {
+        }
+        const stockade::time_point started = clock.now();
+        clock.advance(1ms);  // longer than the short deadlines
+        const bool fails = attempt_number.fetch_add(1) % 3 != 2;
+        {
+          std::lock_guard lock(mutex);
+          attempts[generation].push_back({started, fails ? clock.now() : stockade::time_point{}});
+        }
+        running.fetch_sub(1);
+        if (fails) throw broken_connection();
+      },
+      {.cool_down = stockade::constant{cool_down}, .cool_down_jitter = stockade::jitter::none()},
+      clock};
+  const auto policy = stockade::pipeline{std::ref(gate)}.classify_with(fatal_on_broken);
+  std::atomic<int> unexpected{0};
+  run_threads([&](int t) {
+    for (int i = 0; i < 400; ++i) {
+      context ctx{clock};
+      if ((i + t) % 2 == 0) ctx.set_timeout(500us);
+      try {
+        policy(ctx, [&] {
+          clock.advance(10us);  // time moves with the calls, so cool-downs end
+          if ((i + t) % 53 == 0) throw broken_connection();  // re-warm
+        });
+      } catch (const broken_connection&) {
+      } catch (const stockade::error& e) {
+        switch (e.code()) {
+          case stockade::errc::warmup_failed:
+          case stockade::errc::warmup_cooling_down:
+          case stockade::errc::warmup_wait_exceeded:
+            break;
+          default:
+            unexpected.fetch_add(1);
+        }
+      }
+      clock.advance(10us);
+    }
+  });
+
+  EXPECT_EQ(unexpected.load(), 0);
+  EXPECT_EQ(peak.load(), 1);
+  std::lock_guard lock(mutex);
+  std::size_t failures = 0;
+  for (const auto& [generation, tries] : attempts) {
+    int successes = 0;
+    for (std::size_t i = 0; i < tries.size(); ++i) {
+      if (tries[i].failed_at == stockade::time_point{}) {
+        ++successes;
+        continue;
+      }
+      ++failures;
+      if (i + 1 < tries.size()) {
+        EXPECT_GE(tries[i + 1].started, tries[i].failed_at + cool_down)
+            << "generation " << generation << ", attempt " << i + 2
+            << " started inside the cool-down of a failure nobody recorded";
+      }
+    }
+    EXPECT_LE(successes, 1) << "generation " << generation;
+  }
+  EXPECT_GT(failures, 10U);
+  EXPECT_GT(attempts.size(), 2U);
+}
+
+TEST(WarmupStress, ProbeResultsKeepTheirAgeWhenTheirLeadersHaveGivenUp) {
+  // Probes take 1 s, longer than half the callers' deadlines, and alternate between healthy and
+  // unhealthy. Every result is published whoever still waits for it: the next probe starts no
+  // sooner than the last result's age after it.
+  manual_clock clock;
+  constexpr stockade::health_check_options ages{
+      .max_age = 10s, .unhealthy_max_age = 2s, .probe_timeout = 1h};
+  std::mutex mutex;
+  struct probe {
+    stockade::time_point started;
+    stockade::time_point finished;
+    bool healthy;
+  };
+  std::vector<probe> probes;
+  stockade::health_check health{[&] {
+                                  const stockade::time_point started = clock.now();
+                                  clock.advance(1s);
+                                  std::lock_guard lock(mutex);
+                                  const bool healthy = probes.size() % 2 == 1;
+                                  probes.push_back({started, clock.now(), healthy});
+                                  return healthy;
+                                },
+                                ages, clock};
+  std::latch all_checking{threads};
+  std::atomic<bool> done{false};
+  std::atomic<int> checks{0};
+  std::thread time_keeper([&] {
+    all_checking.wait();
+    for (int step = 0; step < 200; ++step) {
+      // Time moves only once the callers have checked since the last step, so every age
+      // is seen by callers however the threads are scheduled.
+      const int seen = checks.load();
+      while (checks.load() < seen + threads) std::this_thread::yield();
+      clock.advance(500ms);
+    }
+    done = true;
+  });
+  run_threads([&](int t) {
+    all_checking.count_down();
+    for (int i = 0; !done.load(); ++i) {
+      context ctx{clock};
+      if ((i + t) % 2 == 0) ctx.set_timeout(300ms);
+      try {
+        (void)health.check(ctx);
+      } catch (const stockade::error& e) {
+        EXPECT_EQ(e.code(), stockade::errc::timeout);  // a waiter whose deadline passed
+      }
+      checks.fetch_add(1);
+    }
+  });
+  time_keeper.join();
+
+  std::lock_guard lock(mutex);
+  ASSERT_GT(probes.size(), 4U);
+  for (std::size_t i = 1; i < probes.size(); ++i) {
+    const probe& last = probes[i - 1];
+    const auto age = last.healthy ? ages.max_age : ages.unhealthy_max_age;
+    EXPECT_GE(probes[i].started, last.finished + age) << "probe " << i;
+  }
+}
+
 struct client {
   int id;
   std::atomic<bool> closed{false};

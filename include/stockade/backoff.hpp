@@ -58,6 +58,27 @@ constexpr void validate_backoff(const B& schedule) {
   if constexpr (requires { schedule.validate(); }) schedule.validate();
 }
 
+/// The longest delay a schedule allows (its max_delay, a constant's interval), or no cap if it
+/// states none: the one cap of every wait drawn from the schedule, whatever the jitter.
+template <class B>
+constexpr duration schedule_cap(const B& schedule) noexcept {
+  if constexpr (requires {
+                  { schedule.max_delay() } -> std::convertible_to<duration>;
+                }) {
+    return schedule.max_delay();
+  } else if constexpr (requires {
+                         { schedule.max_delay } -> std::convertible_to<duration>;
+                       }) {
+    return schedule.max_delay;
+  } else if constexpr (requires {
+                         { schedule.interval } -> std::convertible_to<duration>;
+                       }) {
+    return schedule.interval;
+  } else {
+    return duration::max();
+  }
+}
+
 }  // namespace detail
 
 /// The same wait before every retry. Default 2 s: Polly v8's default Delay (constant backoff).
@@ -282,13 +303,16 @@ struct jitter {
 
 /// The wait before retry `retry_number` of `schedule`, jittered and capped: the one function the
 /// policies call. `previous` is the delay the caller last waited (zero before the first retry).
+/// One cap for every jitter kind, as in the AWS note's min(cap, ...): the schedule's own
+/// (schedule_cap), and `cap` (a policy's own limit, e.g. retry's max_delay) if lower.
 template <backoff B, random_source R>
 duration jittered_delay(const B& schedule, const jitter& spread, int retry_number,
                         duration previous, duration cap, R& random) {
   const duration computed = schedule.delay(retry_number);
   const duration base =
       spread.kind == jitter_kind::decorrelated ? schedule.delay(1) : duration::zero();
-  return spread.apply(computed, base, previous, cap, random);
+  return spread.apply(computed, base, previous, std::min(cap, detail::schedule_cap(schedule)),
+                      random);
 }
 
 static_assert(backoff<constant> && backoff<linear> && backoff<exponential> &&

@@ -297,9 +297,10 @@ class bulkhead {
 
   [[noreturn]] void reject(context& ctx, bulkhead_rejected::reason why, duration waited) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
-    const std::uint64_t word = state_.load(std::memory_order_relaxed);
-    observer_.on(bulkhead_rejected{why, ctx.name(), taken(word), waiting(word), waited});
     ctx.set_outcome(outcome{verdict::transient, duration::zero(), /*by_policy=*/true});
+    const std::uint64_t word = state_.load(std::memory_order_relaxed);
+    detail::notify(observer_,
+                   bulkhead_rejected{why, ctx.name(), taken(word), waiting(word), waited});
     switch (why) {
       case bulkhead_rejected::reason::full:
         throw error(errc::bulkhead_full);

@@ -114,22 +114,6 @@ constexpr B make_default_open_for() {
 template <class B>
 inline constexpr B default_open_for = make_default_open_for<B>();
 
-/// The largest open duration a schedule allows (its max_delay), or no cap if it has none.
-template <class B>
-constexpr duration open_for_cap(const B& schedule) noexcept {
-  if constexpr (requires {
-                  { schedule.max_delay() } -> std::convertible_to<duration>;
-                }) {
-    return schedule.max_delay();
-  } else if constexpr (requires {
-                         { schedule.max_delay } -> std::convertible_to<duration>;
-                       }) {
-    return schedule.max_delay;
-  } else {
-    return duration::max();
-  }
-}
-
 }  // namespace detail
 
 /// A breaker's configuration; set with designated initializers, checked when the breaker is
@@ -162,6 +146,11 @@ struct circuit_breaker_options {
   /// no longer be reached.
   double half_open_success_ratio = 1.0;
 
+  /// The health probe's own time limit (see set_health_probe): the deadline of the context it
+  /// runs with, and what a half-open refusal tells callers to wait while it runs. 1 s, as
+  /// health_check_options::probe_timeout (Kubernetes' default probe timeout).
+  duration probe_timeout = std::chrono::seconds(1);
+
   /// Which verdicts count as failures. Default transient and fatal. Success is never a
   /// failure, and permanent (the caller's fault) may not be listed; rejections made by other
   /// policies never count whatever their verdict.
@@ -178,6 +167,8 @@ struct circuit_breaker_options {
                     "must give a positive first open duration", open_for.delay(1));
     detail::require(half_open_permits >= 1 && half_open_permits <= 1'000'000, "circuit_breaker",
                     "half_open_permits", "must be between 1 and 1000000", half_open_permits);
+    detail::require(probe_timeout > duration::zero(), "circuit_breaker", "probe_timeout",
+                    "must be positive", probe_timeout);
     detail::require(half_open_success_ratio > 0.0 && half_open_success_ratio <= 1.0,
                     "circuit_breaker", "half_open_success_ratio", "must be in (0, 1]",
                     half_open_success_ratio);
@@ -254,9 +245,13 @@ class circuit_breaker {
 
   /// Sets (or replaces) the health probe. While one is set, the first call to arrive in
   /// half-open runs it on its own thread, while other calls are rejected; healthy closes the
-  /// breaker (and that call proceeds), unhealthy (false or an exception) opens it again. The
-  /// probe gets a context of its own with the caller's clock, deadline, stop token and name,
-  /// and must honour that deadline.
+  /// breaker (and that call proceeds), unhealthy (false, an exception, or later than
+  /// probe_timeout) opens it again. Only one probe runs at a time, across every transition and
+  /// operator action. The probe gets a context of its own on the caller's clock, with the
+  /// caller's name and a deadline probe_timeout away, and should honour it. It is shared work:
+  /// the caller's own deadline and stop token do not cut it short (its result would then be the
+  /// caller's give-up, not the dependency's health), so that caller may return up to
+  /// probe_timeout late; a caller that has already given up never starts a probe.
   template <class F>
   void set_health_probe(F probe) {
     std::shared_ptr<const health_probe> held;
@@ -313,13 +308,11 @@ class circuit_breaker {
 
   static constexpr layer_role role = layer_role::circuit_breaker;
   /// Adds nothing (a rejection is immediate), unless a health probe is set: a caller in
-  /// half-open may wait for it, which only the call's deadline bounds.
+  /// half-open may run it first, for at most probe_timeout.
   stack_bounds worst_case(const stack_bounds& inner) const {
     std::lock_guard lock(mutex_);
     if (!probe_) return inner;
-    return {inner.attempts, inner.elapsed + bound<duration>::unbounded(
-                                                "circuit_breaker: a caller waits for its health "
-                                                "probe until the call's deadline")};
+    return {inner.attempts, inner.elapsed + bound<duration>(options_.probe_timeout)};
   }
   std::string describe() const {
     std::string text = "circuit_breaker";
@@ -496,10 +489,19 @@ class circuit_breaker {
           }
           if (probe_) {
             if (probing_) {
+              const duration hint = verdict_hint_locked(probe_due_, ctx.now());
               lock.unlock();
-              reject(ctx, errc::circuit_open, circuit_state::half_open, duration::zero());
+              reject(ctx, errc::circuit_open, circuit_state::half_open, hint);
+            }
+            // A probe run for a caller that has given up would report the caller, not the
+            // dependency; the round stays half-open for the next caller.
+            if (ctx.stop_requested() || ctx.expired()) {
+              lock.unlock();
+              reject(ctx, ctx.stop_requested() ? errc::cancelled : errc::deadline_already_passed,
+                     circuit_state::half_open, duration::zero());
             }
             probing_ = true;
+            probe_due_ = context::deadline_after(ctx.now(), options_.probe_timeout);
             std::shared_ptr<const health_probe> probe = probe_;
             lock.unlock();
             word = run_probe(ctx, word, *probe);
@@ -518,10 +520,12 @@ class circuit_breaker {
               trials_in_flight_ < options_.half_open_permits) {
             ++trials_admitted_;
             ++trials_in_flight_;
+            trials_due_ = std::max(trials_due_, ctx.deadline());
             return {word, true};
           }
+          const duration hint = verdict_hint_locked(trials_due_, ctx.now());
           lock.unlock();
-          reject(ctx, errc::circuit_open, circuit_state::half_open, duration::zero());
+          reject(ctx, errc::circuit_open, circuit_state::half_open, hint);
         }
       }
     }
@@ -541,37 +545,50 @@ class circuit_breaker {
     return current;
   }
 
-  /// Runs the probe (this thread is the only prober of the round) and applies its verdict if
-  /// the round is still current; returns the state word after.
+  /// Runs the probe (this thread is the only prober: probing_ stays set until it returns,
+  /// whatever transitions happen meanwhile) and applies its verdict if the round is still
+  /// current; returns the state word after.
   std::uint64_t run_probe(context& ctx, std::uint64_t word, const health_probe& probe) {
     bool healthy = false;
+    time_point due{};
     {
-      // A context of its own (bounded like the caller's): a probe that runs a pipeline must
-      // not overwrite the caller's attempt, outcome or classifier.
+      std::lock_guard lock(mutex_);
+      due = probe_due_;
+    }
+    {
+      // A context of its own: a probe that runs a pipeline must not overwrite the caller's
+      // attempt, outcome or classifier; and its own deadline (see set_health_probe).
       context probe_ctx{ctx.clock()};
-      probe_ctx.set_deadline(ctx.deadline())
-          .set_stop_token(ctx.caller_stop_token())
-          .set_name(ctx.name());
+      probe_ctx.set_deadline(due).set_name(ctx.name());
       try {
         healthy = probe(probe_ctx);
       } catch (...) {
         healthy = false;  // a probe that cannot tell says "not healthy"
       }
     }
-    ctx.forget_now();  // the probe took time
-    const time_point now = ctx.now();
+    const time_point now = ctx.refresh_now();  // the probe took time
+    if (now > due) healthy = false;            // too slow counts as unhealthy
     std::optional<breaker_state_changed> event;
     std::uint64_t current = 0;
     {
       std::lock_guard lock(mutex_);
+      probing_ = false;
       if (state_.load(std::memory_order_relaxed) == word) {
-        probing_ = false;
         event = healthy ? close_locked(now) : reopen_locked(now);
       }
       current = state_.load(std::memory_order_relaxed);
     }
     emit(event);
     return current;
+  }
+
+  /// What a half-open refusal tells the caller to wait: until the round's verdict is due (the
+  /// latest deadline of its trials, or the probe's), so an outer retry comes back once the
+  /// breaker has decided rather than spending its attempts while a trial runs. Unknown (a trial
+  /// without a deadline, or one running past it): the open duration that preceded this round.
+  duration verdict_hint_locked(time_point due, time_point now) const noexcept {
+    if (due > now && due != no_deadline) return due - now;
+    return last_open_for_;
   }
 
   void finish_trial(std::uint64_t word, tally result, context& ctx) noexcept {
@@ -605,7 +622,7 @@ class circuit_breaker {
   [[noreturn]] void reject(context& ctx, errc code, circuit_state seen, duration retry_after) {
     rejections_.fetch_add(1, std::memory_order_relaxed);
     ctx.set_outcome(outcome{verdict::transient, retry_after, true});
-    notify(breaker_rejected{options_.name, ctx.name(), seen, retry_after});
+    detail::notify(observer_, breaker_rejected{options_.name, ctx.name(), seen, retry_after});
     throw error(code, retry_after);
   }
 
@@ -641,7 +658,7 @@ class circuit_breaker {
     default_random random;
     const int number = static_cast<int>(std::min<std::size_t>(failed_half_opens_, 1'000'000)) + 1;
     last_open_for_ = jittered_delay(options_.open_for, options_.open_jitter, number, last_open_for_,
-                                    detail::open_for_cap(options_.open_for), random);
+                                    detail::schedule_cap(options_.open_for), random);
     return last_open_for_;
   }
 
@@ -657,7 +674,9 @@ class circuit_breaker {
     trials_admitted_ = 0;
     trial_successes_ = 0;
     trial_failures_ = 0;
-    probing_ = false;
+    trials_due_ = time_point{};
+    // probing_ is left alone: a probe still running belongs to no round, and it must end
+    // before another may start (the probe never runs twice at once).
     since_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
     const std::uint64_t generation = (old_word >> state_bits) + 1;
     state_.store((generation << state_bits) | static_cast<std::uint64_t>(to),
@@ -665,17 +684,9 @@ class circuit_breaker {
     return event;
   }
 
-  // --- events: after the mutex is released; an observer's exception cannot change a call's
-  // result, so it is swallowed ------------------------------------------------------------------
-  template <class Event>
-  void notify(const Event& event) noexcept {
-    try {
-      observer_.on(event);
-    } catch (...) {
-    }
-  }
+  // --- events: after the mutex is released (an observer may read metrics()) ---------------
   void emit(const std::optional<breaker_state_changed>& event) noexcept {
-    if (event) notify(*event);
+    if (event) detail::notify(observer_, *event);
   }
 
   const options_type options_;
@@ -699,7 +710,9 @@ class circuit_breaker {
   std::size_t trial_successes_ = 0;   // this round
   std::size_t trial_failures_ = 0;    // this round
   std::size_t trials_in_flight_ = 0;  // every round: admitted and not yet finished
-  bool probing_ = false;
+  time_point trials_due_{};           // this round: the latest deadline of its trials
+  bool probing_ = false;              // a probe runs (cleared only by the probe itself)
+  time_point probe_due_{};            // the running probe's deadline
   std::size_t failed_half_opens_ = 0;
   duration last_open_for_{0};
   std::shared_ptr<const health_probe> probe_;

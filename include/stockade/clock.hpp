@@ -21,6 +21,9 @@ using duration = std::chrono::nanoseconds;
 using time_point = std::chrono::steady_clock::time_point;
 /// "No deadline": the latest representable time point.
 inline constexpr time_point no_deadline = time_point::max();
+/// The latest time a deadline can be. A limit that would reach past it stops here, so that a
+/// timeout of any length still sets a deadline (context::deadline_after).
+inline constexpr time_point latest_deadline = no_deadline - duration{1};
 
 /// What a clock must provide. Implement it to plug in another time source.
 class clock {

@@ -102,7 +102,7 @@ class context {
     return *this;
   }
   context& set_timeout(duration budget) noexcept {
-    return set_deadline(saturating_add(now(), budget));
+    return set_deadline(deadline_after(now(), budget));
   }
   context& set_stop_token(std::stop_token token) noexcept {
     caller_stop_ = std::move(token);
@@ -135,12 +135,15 @@ class context {
   time_point deadline() const noexcept { return deadline_; }
   bool has_deadline() const noexcept { return deadline_ != no_deadline; }
   /// Time left before the deadline: duration::max() without one, zero once it has passed.
+  /// Reads the clock (with a deadline): a callee that loops or makes several requests sees the
+  /// time it really has left, not the time left when its attempt began.
   duration remaining() noexcept {
     if (!has_deadline()) return duration::max();
-    const time_point at = now();
+    const time_point at = refresh_now();
     return at >= deadline_ ? duration::zero() : deadline_ - at;
   }
-  bool expired() noexcept { return has_deadline() && now() >= deadline_; }
+  /// True once the deadline has passed; reads the clock, like remaining().
+  bool expired() noexcept { return has_deadline() && refresh_now() >= deadline_; }
 
   // --- cancellation ------------------------------------------------------------------------
   /// The token to pass to anything that can be cancelled. With a deadline, the token also
@@ -248,9 +251,17 @@ class context {
     throw std::logic_error("stockade::context: no resource of the requested type in this call");
   }
 
+  /// at + length, at most no_deadline ("never"): for times that may mean "never", such as an
+  /// age limit of duration::max().
   static time_point saturating_add(time_point at, duration length) noexcept {
     if (length <= duration::zero()) return at + length;
     return (no_deadline - at) <= length ? no_deadline : at + length;
+  }
+  /// The deadline `length` after `at`: like saturating_add, but at most latest_deadline, so a
+  /// limit however long stays a deadline and is never read as "no deadline".
+  static time_point deadline_after(time_point at, duration length) noexcept {
+    if (length <= duration::zero()) return at + length;
+    return (latest_deadline - at) <= length ? latest_deadline : at + length;
   }
 
  private:

@@ -191,10 +191,11 @@ class detached_timeout {
   requires callee<std::decay_t<F>>
   auto run(context& ctx, F&& f) {
     using call = detail::detached_call<std::decay_t<F>>;
+    static_assert(detail::does_its_work_before_returning<typename call::result_type>());
     const time_point start = ctx.now();
     if (ctx.deadline() <= start) refuse(ctx, errc::deadline_already_passed);
     if (tracker_->running() >= options_.max_abandoned) refuse(ctx, errc::detached_limit_reached);
-    const time_point deadline = std::min(ctx.deadline(), context::saturating_add(start, limit_));
+    const time_point deadline = std::min(ctx.deadline(), context::deadline_after(start, limit_));
 
     auto state =
         std::make_shared<call>(std::forward<F>(f), tracker_, ctx.clock(), deadline, ctx.name());
@@ -202,7 +203,7 @@ class detached_timeout {
 
     std::size_t abandoned_now = 0;
     if (state->await(ctx, abandoned_now)) return state->take();
-    observer_.on(detached_abandoned{ctx.name(), limit_, abandoned_now});
+    detail::notify(observer_, detached_abandoned{ctx.name(), limit_, abandoned_now});
     throw error(ctx.caller_stop_token().stop_requested() ? errc::cancelled : errc::timeout);
   }
 

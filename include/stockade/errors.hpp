@@ -21,9 +21,10 @@ enum class errc {
   deadline_already_passed,  ///< the call's deadline had passed before the policy could run it
   cancelled,                ///< the caller's stop token fired while a policy waited (for a slot,
                             ///< a warm-up, a detached call): the callee never ran or was abandoned
+  warmup_cooling_down,      ///< a warm-up failed lately and the gate waits out its cool-down
   // Failures observed by a policy; they describe the dependency, so breakers may count them.
   timeout,               ///< the attempt did not finish before its deadline
-  warmup_failed,         ///< the warm-up action failed (or is cooling down after a failure)
+  warmup_failed,         ///< the warm-up action failed (this caller ran it or waited for it)
   warmup_wait_exceeded,  ///< a warm-up was still running when the caller's deadline passed
   unhealthy,             ///< the health check reported the dependency unhealthy
   resource_closed,       ///< the managed resource was shut down
@@ -40,6 +41,7 @@ constexpr bool is_rejection(errc code) noexcept {
     case errc::detached_limit_reached:
     case errc::deadline_already_passed:
     case errc::cancelled:
+    case errc::warmup_cooling_down:
       return true;
     default:
       return false;
@@ -62,6 +64,8 @@ constexpr const char* to_string(errc code) noexcept {
       return "deadline already passed";
     case errc::cancelled:
       return "cancelled";
+    case errc::warmup_cooling_down:
+      return "warm-up cooling down";
     case errc::timeout:
       return "timeout";
     case errc::warmup_failed:

@@ -1,7 +1,8 @@
 // Events: what policies report (a retry, a state change, a rejection) to an observer, a
 // template parameter of each policy. The default, null_observer, compiles to nothing.
 // Invariant: an observer is called synchronously on the thread that caused the event, so it
-// must be quick and must not call back into the policy that reported it.
+// must be quick and must not call back into the policy that reported it; an exception it
+// throws is swallowed (detail::notify) and changes nothing else.
 #pragma once
 
 #include <array>
@@ -61,6 +62,26 @@ template <class O, class E>
 concept observer_of = event<E> && requires(O& o, const E& e) {
   o.on(e);
 };
+
+namespace detail {
+
+/// How every policy reports an event: an observer that throws loses that one event, and
+/// nothing else. The exception is swallowed here, so the call's outcome, the policy's state and
+/// the events that follow are exactly as if the observer had returned; a policy may report
+/// from code that must not throw (a reset, a destructor, a timer).
+template <class O, class E>
+void notify(O& observer, const E& e) noexcept {
+  if constexpr (noexcept(observer.on(e))) {
+    observer.on(e);
+  } else {
+    try {
+      observer.on(e);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the rule above
+    }
+  }
+}
+
+}  // namespace detail
 
 /// Ignores every event; a policy whose observer is this one emits no code for events.
 struct null_observer {
@@ -130,14 +151,15 @@ class observer_ref {
   O* target_;
 };
 
-/// Gives every event to each of several observers, in order.
+/// Gives every event to each of several observers, in order; one that throws does not keep the
+/// event from the others (each is called as a policy calls its observer, detail::notify).
 template <class... Os>
 class fan_out {
  public:
   constexpr explicit fan_out(Os... targets) : targets_(std::move(targets)...) {}
   template <event E>
-  void on(const E& e) {
-    std::apply([&](auto&... target) { (target.on(e), ...); }, targets_);
+  void on(const E& e) noexcept {
+    std::apply([&](auto&... target) { (detail::notify(target, e), ...); }, targets_);
   }
 
  private:

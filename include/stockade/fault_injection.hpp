@@ -336,8 +336,8 @@ requires(fault<Faults>&&...) class fault_injector {
   void report(context& ctx, fault_kind kind, std::size_t position, std::uint64_t call,
               duration delay) {
     by_kind_[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
-    observer_.on(
-        fault_injected{kind, position, call, options_.seed, delay, ctx.attempt(), ctx.name()});
+    detail::notify(observer_, fault_injected{kind, position, call, options_.seed, delay,
+                                             ctx.attempt(), ctx.name()});
   }
 
   void add_latency(context& ctx, duration delay, std::size_t position, std::uint64_t call) {

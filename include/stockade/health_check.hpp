@@ -38,8 +38,11 @@ struct health_check_options {
   /// recovery is seen quickly, yet one probe per second at most however many callers are
   /// refused. (Envoy likewise has a separate `unhealthy_interval`.)
   duration unhealthy_max_age = std::chrono::seconds(1);
-  /// The probe's own time limit; a probe that takes longer counts as unhealthy. 1 s: Kubernetes'
-  /// default probe timeout (timeoutSeconds). The caller's deadline may cut it shorter.
+  /// The probe's own time limit: the deadline of the context it runs with; a probe that takes
+  /// longer counts as unhealthy. 1 s: Kubernetes' default probe timeout (timeoutSeconds). The
+  /// probe is shared work, so neither the deadline nor the stop token of the caller that runs
+  /// it cuts it short (its result would be that one caller's give-up, not the dependency's
+  /// health): that caller may return up to probe_timeout after its own deadline.
   duration probe_timeout = std::chrono::seconds(1);
 
   constexpr void validate() const {
@@ -265,11 +268,13 @@ class health_check {
     if ((word & fresh_bit) != 0) return (word & healthy_bit) != 0;
 
     const time_point started = leader.refresh_now();
-    const time_point own_deadline = context::saturating_add(started, options_.probe_timeout);
+    const time_point own_deadline = context::deadline_after(started, options_.probe_timeout);
     bool healthy = false;
     {
+      // Bounded by probe_timeout alone (see there), so whatever it says is the dependency's
+      // answer: published below, whoever still waits for it.
       context probe_ctx{leader.clock()};
-      detail::derive_context(probe_ctx, leader, own_deadline);
+      probe_ctx.set_deadline(own_deadline).set_name(leader.name());
       try {
         healthy = probe_(probe_ctx);
       } catch (...) {
@@ -278,12 +283,9 @@ class health_check {
     }
     const time_point finished = leader.refresh_now();
     if (finished > own_deadline) healthy = false;  // too slow counts as unhealthy
-    // A failure the leader may have caused by giving up is not the dependency's answer: throw,
-    // and the flight hands the probe to a waiter.
-    if (!healthy && detail::caller_gave_up(leader)) detail::throw_give_up(leader, errc::timeout);
 
     publish(healthy);
-    observer_.on(health_probed{healthy, finished - started, leader.name()});
+    detail::notify(observer_, health_probed{healthy, finished - started, leader.name()});
     if (!healthy && reset_action_) reset_action_();
     return healthy;
   }
@@ -308,7 +310,7 @@ class health_check {
       const time_point now = clock_->now();
       if (due > now) retry_after = due - now;
     }
-    observer_.on(health_rejected{retry_after, ctx.name()});
+    detail::notify(observer_, health_rejected{retry_after, ctx.name()});
     throw error(errc::unhealthy, retry_after);
   }
 

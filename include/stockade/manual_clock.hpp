@@ -36,10 +36,18 @@ class manual_clock final : public clock {
   }
 
   /// Moves time forward by `step`, wakes every waiter whose time has come, fires stop timers.
-  void advance(duration step) { advance_to(now() + step); }
+  /// A step past the end of time stops at latest_deadline: every deadline has then passed, and
+  /// only a wait without one ("until no_deadline") still waits. A step <= 0 moves nothing.
+  void advance(duration step) {
+    const time_point at = now();
+    if (step <= duration::zero()) return advance_to(at);
+    advance_to(latest_deadline - at <= step ? latest_deadline : at + step);
+  }
 
-  /// Moves time forward to `when`; a time in the past leaves the clock where it is.
+  /// Moves time forward to `when` (at most latest_deadline); a time in the past leaves the clock
+  /// where it is.
   void advance_to(time_point when) {
+    when = std::min(when, latest_deadline);
     std::vector<std::stop_source> fire;
     {
       std::lock_guard lock(mutex_);

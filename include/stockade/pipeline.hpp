@@ -5,6 +5,7 @@
 #pragma once
 
 #include <concepts>
+#include <coroutine>
 #include <cstddef>
 #include <functional>
 #include <string_view>
@@ -71,6 +72,48 @@ template <class Classifier, class R>
 inline constexpr classifier_binding classifier_binding_for{&classify_exception_with<Classifier>,
                                                            &typeid(stored_result_t<R>),
                                                            &classify_stored_result<Classifier, R>};
+
+/// Work that a call returns instead of doing: a coroutine's task (asio::awaitable, any type with
+/// a promise_type), an awaiter, or a future. A blocking pipeline would see it come back at once
+/// and classify it as a success, so nothing would ever be retried or counted as a failure.
+template <class R>
+concept coroutine_task = requires {
+  typename std::coroutine_traits<R>::promise_type;
+};
+template <class R>
+concept awaiter = requires(R& r) {
+  r.await_ready();
+  r.await_resume();
+};
+template <class R>
+concept member_co_await = requires(R& r) {
+  r.operator co_await();
+};
+template <class R>
+concept free_co_await = requires(R& r) {
+  operator co_await(static_cast<R&&>(r));
+};
+template <class R>
+concept future_like = requires(R& r) {
+  r.get();
+  r.wait();
+  r.valid();
+};
+template <class R>
+concept deferred_work =
+    coroutine_task<R> || awaiter<R> || member_co_await<R> || free_co_await<R> || future_like<R>;
+
+/// Refuses, when the call is compiled, a callable whose result is deferred work.
+template <class R>
+constexpr bool does_its_work_before_returning() {
+  static_assert(!deferred_work<std::remove_cvref_t<R>>,
+                "stockade: this callable returns an awaitable, a coroutine task or a future. A "
+                "blocking pipeline would take the unstarted work for a success: nothing would be "
+                "retried, timed or counted by a breaker. Finish the work inside the callable "
+                "(return f.get(), or run the coroutine to completion there); stockade has no "
+                "coroutine pipeline yet.");
+  return true;
+}
 
 /// A result whose destructor may throw cannot be carried: a retry destroys a failed result
 /// before the next attempt (inside std::optional, whose destructor is noexcept), and an
@@ -141,6 +184,7 @@ class basic_pipeline {
   template <callee F>
   decltype(auto) operator()(context& ctx, F&& f) const {
     using result = detail::callee_result_t<std::remove_reference_t<F>>;
+    static_assert(detail::does_its_work_before_returning<result>());
     ctx.use_classifier(&classifier_, detail::classifier_binding_for<Classifier, result>);
     ctx.begin_attempt(1);
     if constexpr (std::is_void_v<result>) {
@@ -148,7 +192,9 @@ class basic_pipeline {
     } else if constexpr (std::is_lvalue_reference_v<result>) {
       return static_cast<result>(run<0>(ctx, f).get());
     } else {
-      return static_cast<result>(run<0>(ctx, f));
+      // By value, also for a callee returning T&&: the layers carried the T (moved from what the
+      // reference named), and a T&& to that would dangle once this call returns.
+      return detail::stored_result_t<result>(run<0>(ctx, f));
     }
   }
 

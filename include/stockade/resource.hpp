@@ -62,10 +62,14 @@ constexpr const char* to_string(retire_reason reason) noexcept {
 }
 
 struct resource_options {
-  /// An instance older than this is replaced at the next call. 5 min: the post-mortem's
-  /// connection age limit (HikariCP's maxLifetime, 30 min, is the same idea for pools).
-  /// Must exceed the time a warm-up takes; duration::max() means never.
+  /// An instance older than this (counted from when it was published) is replaced at the next
+  /// call. 5 min: the post-mortem's connection age limit (HikariCP's maxLifetime, 30 min, is the
+  /// same idea for pools). Must be longer than warmup_timeout; duration::max() means never.
   duration max_age = std::chrono::minutes(5);
+  /// The time limit of making, warming and verifying one instance (the gate's warmup_timeout:
+  /// shared work, not bounded by the deadline of the caller that runs it). Default 20 s, as
+  /// warmup_gate_options.
+  duration warmup_timeout = std::chrono::seconds(20);
   /// Health of the current instance, used when hooks.check_health is set.
   health_check_options health = {};
   /// Cool-down after a failed creation or warm-up (see warmup_gate_options).
@@ -79,7 +83,13 @@ struct resource_options {
   bool replace_when_unhealthy = true;
 
   constexpr void validate() const {
-    detail::require(max_age > duration::zero(), "resource", "max_age", "must be positive", max_age);
+    detail::require(warmup_timeout > duration::zero(), "resource", "warmup_timeout",
+                    "must be positive", warmup_timeout);
+    // An instance that can age out before the callers waiting for it are let in makes the
+    // resource build instance after instance without serving a call.
+    detail::require(max_age > warmup_timeout, "resource", "max_age",
+                    "must be longer than warmup_timeout (an instance must outlive its warm-up)",
+                    max_age);
     health.validate();
     cool_down.validate();
     cool_down_jitter.validate();
@@ -254,7 +264,8 @@ class resource {
         clock_(&time_source),
         observer_(std::move(observer)),
         gate_([this](context& ctx, std::uint64_t generation) { build(ctx, generation); },
-              warmup_gate_options{.cool_down = options_.cool_down,
+              warmup_gate_options{.warmup_timeout = options_.warmup_timeout,
+                                  .cool_down = options_.cool_down,
                                   .cool_down_jitter = options_.cool_down_jitter,
                                   .reset_on_fatal = false},
               time_source, detail::handle_of(observer_)),
@@ -273,7 +284,8 @@ class resource {
   /// A lease on the current instance, making, warming or replacing it first if needed. Fast path
   /// (warm, fresh and healthy): no lock, no allocation. Throws stockade::error with
   ///  - errc::resource_closed (permanent): after shutdown();
-  ///  - errc::warmup_failed, errc::warmup_wait_exceeded, errc::cancelled: see warmup_gate;
+  ///  - errc::warmup_failed, errc::warmup_cooling_down, errc::warmup_wait_exceeded,
+  ///    errc::cancelled: see warmup_gate;
   ///  - errc::unhealthy (transient): the health probe said unhealthy (the instance is retired
   ///    when replace_when_unhealthy, so a retry gets a new one);
   ///  - errc::timeout or errc::cancelled: this caller gave up waiting for another's probe.
@@ -455,7 +467,7 @@ class resource {
       const bool replaced = options_.replace_when_unhealthy;  // on_unhealthy retired it
       const duration retry_after =
           replaced ? duration::zero() : until_next_probe(*held.instance_->health, ctx);
-      observer_.on(health_rejected{retry_after, ctx.name()});
+      detail::notify(observer_, health_rejected{retry_after, ctx.name()});
       throw error(errc::unhealthy, retry_after);
     }
   }
@@ -517,7 +529,7 @@ class resource {
       previous = slot_.exchange(made.release());
       if (previous != nullptr) previous->age_alarm.disarm();
     }
-    observer_.on(resource_created{generation, took, name});
+    detail::notify(observer_, resource_created{generation, took, name});
     if (previous != nullptr) {
       report_retired(*previous, retire_reason::none);
       release(previous);
@@ -542,8 +554,8 @@ class resource {
   void report_retired(instance& old, retire_reason fallback) {
     retire_reason reason = retire_reason::none;
     old.reason.compare_exchange_strong(reason, fallback);  // on failure: the recorded reason
-    observer_.on(
-        resource_retired{old.generation, reason == retire_reason::none ? fallback : reason});
+    detail::notify(observer_, resource_retired{old.generation,
+                                               reason == retire_reason::none ? fallback : reason});
   }
 
   resource_hooks<T> hooks_;

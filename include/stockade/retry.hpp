@@ -111,7 +111,8 @@ struct retry_options {
   /// Full jitter by default, as the AWS SDKs' standard mode and the AWS note on backoff and
   /// jitter recommend: clients that failed together do not come back together.
   stockade::jitter jitter = stockade::jitter::full();
-  /// Cap on every wait: the backoff with its jitter, and a retry-after hint too.
+  /// Cap on every wait, retry-after hints included. The backoff's own cap (its max_delay) also
+  /// bounds every wait it gives, whatever the jitter; the lower of the two holds.
   duration max_delay = std::chrono::seconds(30);
   /// A positive retry_after in the outcome (a server's Retry-After, a breaker's remaining open
   /// time) replaces the computed delay; a negative one means "do not retry" (gRPC pushback).
@@ -330,12 +331,13 @@ class retry {
     for (int attempt = 2;; ++attempt) {
       const plan step = failed.step;
       if (step.reset) reset_.run();
-      observer_.on(
-          retry_scheduled{ctx.name(), attempt - 1, step.delay, ctx.outcome(), step.hinted});
+      detail::notify(observer_, retry_scheduled{ctx.name(), attempt - 1, step.delay, ctx.outcome(),
+                                                step.hinted});
       if (step.delay > duration::zero()) {
         if (!ctx.sleep_until(step.wake)) {
-          observer_.on(retry_gave_up{ctx.name(), attempt - 1, give_up_reason::cancelled,
-                                     ctx.outcome(), step.delay});
+          detail::notify(observer_,
+                         retry_gave_up{ctx.name(), attempt - 1, give_up_reason::cancelled,
+                                       ctx.outcome(), step.delay});
           if (failed.value) return std::move(*failed.value);
           std::rethrow_exception(failed.exception);
         }
@@ -386,7 +388,7 @@ class retry {
     const auto give_up = [&](give_up_reason why) {
       step.reason = why;
       if (step.reset) reset_.run();
-      observer_.on(retry_gave_up{ctx.name(), attempt, why, result, step.delay});
+      detail::notify(observer_, retry_gave_up{ctx.name(), attempt, why, result, step.delay});
       return false;
     };
     if (!retryable(result, ctx)) return give_up(give_up_reason::verdict);
@@ -418,34 +420,25 @@ class retry {
     return true;
   }
 
-  /// No wait of any retry is longer: max_delay when hints or decorrelated jitter may reach it,
-  /// else the backoff's own cap (with proportional jitter's top) if the backoff states one.
+  /// No wait of any retry is longer: max_delay when hints may reach it, else the backoff's own
+  /// cap (jitter included, since jittered_delay caps every kind there) if it is lower.
   constexpr duration longest_any_wait() const noexcept {
     const duration cap = options_.max_delay;
-    if (options_.use_retry_after || options_.jitter.kind == jitter_kind::decorrelated) return cap;
-    duration backoff_cap = cap;
-    if constexpr (requires { options_.backoff.max_delay(); }) {
-      backoff_cap = std::min(cap, duration{options_.backoff.max_delay()});
-    } else if constexpr (requires { options_.backoff.max_delay; }) {
-      backoff_cap = std::min(cap, duration{options_.backoff.max_delay});
-    } else if constexpr (std::same_as<Backoff, constant>) {
-      backoff_cap = std::min(cap, options_.backoff.interval);
-    }
-    if (options_.jitter.kind != jitter_kind::proportional) return backoff_cap;
-    return detail::saturate(
-        static_cast<double>(backoff_cap.count()) * (1.0 + options_.jitter.spread), cap);
+    if (options_.use_retry_after) return cap;
+    return std::min(cap, detail::schedule_cap(options_.backoff));
   }
 
   constexpr duration longest_wait(int retry_number) const noexcept {
     const duration cap = options_.max_delay;
     if (options_.use_retry_after) return cap;
-    const duration computed = std::min(duration{options_.backoff.delay(retry_number)}, cap);
+    const duration capped = std::min(cap, detail::schedule_cap(options_.backoff));
+    const duration computed = std::min(duration{options_.backoff.delay(retry_number)}, capped);
     switch (options_.jitter.kind) {
       case jitter_kind::decorrelated:
-        return cap;
+        return capped;
       case jitter_kind::proportional:
         return detail::saturate(
-            static_cast<double>(computed.count()) * (1.0 + options_.jitter.spread), cap);
+            static_cast<double>(computed.count()) * (1.0 + options_.jitter.spread), capped);
       default:
         return computed;
     }

@@ -4,7 +4,6 @@
 // leader that gives up hands the work to a waiter, which runs it again under its own deadline.
 #pragma once
 
-#include <algorithm>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -36,10 +35,7 @@ struct flight_run {
 };
 
 /// True once this caller no longer waits: its stop token fired or its deadline passed.
-inline bool caller_gave_up(context& ctx) {
-  ctx.refresh_now();
-  return ctx.stop_requested() || ctx.expired();
-}
+inline bool caller_gave_up(context& ctx) { return ctx.stop_requested() || ctx.expired(); }
 
 [[noreturn]] inline void throw_give_up(context& ctx, errc wait_exceeded) {
   if (ctx.stop_requested()) throw error(errc::cancelled);
@@ -120,15 +116,6 @@ R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Wor
       throw_give_up(ctx, wait_exceeded);
     }
   }
-}
-
-/// Prepares `child` (built on parent.clock()) to run shared work on behalf of `parent`: the same
-/// stop token and name, a deadline no later than `deadline`. Shared work (a warm-up, a probe)
-/// runs on its own context so it cannot change the caller's attempt, outcome or resource.
-inline void derive_context(context& child, const context& parent, time_point deadline) noexcept {
-  child.set_deadline(std::min(deadline, parent.deadline()))
-      .set_stop_token(parent.caller_stop_token())
-      .set_name(parent.name());
 }
 
 template <class F, class R>

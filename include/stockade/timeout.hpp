@@ -59,7 +59,7 @@ class timeout {
     const time_point start = ctx.now();
     if (ctx.deadline() <= start) [[unlikely]]
       reject_past_deadline(ctx);
-    const deadline_scope scope(ctx, context::saturating_add(start, limit_));
+    const deadline_scope scope(ctx, context::deadline_after(start, limit_));
     try {
       auto result = std::forward<Next>(next)(ctx);
       if constexpr (!std::is_same_v<Observer, null_observer>) note_if_late(ctx);
@@ -95,7 +95,7 @@ class timeout {
   void note_if_late(context& ctx) const {
     const time_point end = ctx.refresh_now();
     if (end >= ctx.deadline()) {
-      observer_.on(deadline_overrun{ctx.name(), limit_, end - ctx.deadline()});
+      detail::notify(observer_, deadline_overrun{ctx.name(), limit_, end - ctx.deadline()});
     }
   }
 
@@ -108,7 +108,8 @@ class timeout {
     const time_point end = ctx.refresh_now();
     if (end < ctx.deadline()) return;
     const bool convert = seen.kind == verdict::transient;
-    observer_.on(timeout_expired{ctx.name(), limit_, end - ctx.deadline(), seen.kind, convert});
+    detail::notify(observer_,
+                   timeout_expired{ctx.name(), limit_, end - ctx.deadline(), seen.kind, convert});
     if (convert) {
       ctx.set_outcome(outcome{verdict::transient, seen.retry_after});
       std::throw_with_nested(error(errc::timeout));  // the late failure stays reachable as cause

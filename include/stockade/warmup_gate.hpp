@@ -1,8 +1,10 @@
 // Warm-up gate: holds calls until a warm-up action (connect, verify, fill a cache) has succeeded.
 // One caller runs it (single flight), the others wait, each bounded by its own deadline; a failure
 // cools down with backoff; reset(generation) re-arms the gate once per generation.
-// Invariant: state_ is (generation << 1 | ready). Only a warm-up of the current generation sets
-// ready, and only reset() moves the generation, so the ready path is one atomic load.
+// Invariants: state_ is (generation << 1 | ready). Only a warm-up of the current generation sets
+// ready, and only reset() moves the generation, so the ready path is one atomic load. A warm-up
+// is shared work: bounded by its own warmup_timeout, never by the deadline of the caller that
+// happened to start it, and its result is recorded when it ends, whoever still waits for it.
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,8 @@
 #include "clock.hpp"
 #include "context.hpp"
 #include "detail/describe_text.hpp"
+#include "detail/duration_text.hpp"
+#include "detail/validate.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "random.hpp"
@@ -31,8 +35,17 @@
 namespace stockade {
 
 struct warmup_gate_options {
+  /// The warm-up's own time limit: the deadline of the context it runs with. It is not bounded
+  /// by the deadline or stop token of the caller that runs it (its leader), because the others
+  /// wait for it too: work cut short by one caller's give-up would fail for all, and a warm-up
+  /// longer than every caller's deadline would never finish. So the leader may return up to
+  /// warmup_timeout after its own deadline; every other caller waits no longer than its own.
+  /// Default 20 s: gRPC's minimum connect timeout (MIN_CONNECT_TIMEOUT), since a warm-up is
+  /// usually a connection being made.
+  duration warmup_timeout = std::chrono::seconds(20);
   /// The wait after the n-th consecutive failed warm-up before the next one may run; callers
-  /// arriving meanwhile are refused at once (errc::warmup_failed, retry_after = time left).
+  /// arriving meanwhile are refused at once (errc::warmup_cooling_down, a rejection: the
+  /// dependency is not contacted; retry_after = time left).
   /// Default: gRPC's connection backoff (1 s, x1.6, at most 120 s), since a warm-up is usually
   /// a connection being made.
   backoff_schedule cool_down = exponential{std::chrono::seconds(1), 1.6, std::chrono::seconds(120)};
@@ -44,6 +57,8 @@ struct warmup_gate_options {
   bool reset_on_fatal = true;
 
   constexpr void validate() const {
+    detail::require(warmup_timeout > duration::zero(), "warmup_gate", "warmup_timeout",
+                    "must be positive", warmup_timeout);
     cool_down.validate();
     cool_down_jitter.validate();
   }
@@ -139,21 +154,24 @@ class warmup_gate {
   }
 
   /// Returns the ready generation, warming up first if needed: the first caller runs the
-  /// warm-up, the others wait for it. Throws stockade::error with
-  ///  - errc::warmup_failed (transient): the warm-up failed, or is cooling down after a failure
-  ///    (retry_after: the time left); the action's own exception is nested (std::nested_exception);
-  ///  - errc::warmup_wait_exceeded: this caller's deadline passed first;
-  ///  - errc::cancelled: this caller's stop token fired first.
+  /// warm-up (see warmup_timeout), the others wait for it. Throws stockade::error with
+  ///  - errc::warmup_failed (transient): the warm-up this caller ran or waited for failed; the
+  ///    action's own exception is nested (std::nested_exception);
+  ///  - errc::warmup_cooling_down (a rejection): a warm-up failed lately and the next may not run
+  ///    yet (retry_after: the time left); the last failure is nested;
+  ///  - errc::warmup_wait_exceeded: this caller's deadline passed while it waited;
+  ///  - errc::cancelled: this caller's stop token fired while it waited.
   std::uint64_t wait_ready(context& ctx) {
     for (;;) {
       const std::uint64_t word = state_.load(std::memory_order_acquire);
       if ((word & ready_bit) != 0) return word >> 1;
-      if (const warm_result refusal = cooling_down(ctx, word >> 1); refusal.failed) {
-        throw_warmup_failed(refusal);
+      if (const warm_result refusal = cooling_down(ctx, word >> 1);
+          refusal.ended_in != ended::ready) {
+        throw_failure(refusal);
       }
       const warm_result result =
           flight_.run(ctx, [this](context& leader) { return warm_as_leader(leader); });
-      if (result.failed) throw_warmup_failed(result);
+      if (result.ended_in != ended::ready) throw_failure(result);
       // Success, or a warm-up of a generation reset meanwhile: look again.
     }
   }
@@ -173,7 +191,7 @@ class warmup_gate {
     while ((word >> 1) == seen_generation) {
       if (state_.compare_exchange_weak(word, (seen_generation + 1) << 1,
                                        std::memory_order_acq_rel)) {
-        observer_.on(gate_reset{seen_generation, seen_generation + 1});
+        detail::notify(observer_, gate_reset{seen_generation, seen_generation + 1});
         return true;
       }
     }
@@ -184,7 +202,7 @@ class warmup_gate {
     std::uint64_t word = state_.load(std::memory_order_acquire);
     while (!state_.compare_exchange_weak(word, ((word >> 1) + 1) << 1, std::memory_order_acq_rel)) {
     }
-    observer_.on(gate_reset{word >> 1, (word >> 1) + 1});
+    detail::notify(observer_, gate_reset{word >> 1, (word >> 1) + 1});
   }
 
   /// As a policy: the call goes through once the gate is ready (one atomic load when it is);
@@ -219,7 +237,8 @@ class warmup_gate {
                                 "deadline")};
   }
   std::string describe() const {
-    return "warmup_gate: cool_down " + detail::backoff_text(options_.cool_down) +
+    return "warmup_gate: warmup_timeout " + detail::duration_text(options_.warmup_timeout) +
+           ", cool_down " + detail::backoff_text(options_.cool_down) +
            (options_.reset_on_fatal ? ", re-armed on a fatal verdict" : "");
   }
   Observer& observer() noexcept { return observer_; }
@@ -231,8 +250,9 @@ class warmup_gate {
   /// and each caller throws an error object of its own: an exception object shared by threads
   /// is freed by whichever lets go last, which ThreadSanitizer cannot see (libstdc++ counts the
   /// references in uninstrumented code) and reports as a race in the callers' catch blocks.
+  enum class ended : std::uint8_t { ready, failed, cooling_down };
   struct warm_result {
-    bool failed = false;
+    ended ended_in = ended::ready;
     duration retry_after{0};
     std::exception_ptr cause;  ///< the action's exception, nested in the error thrown
   };
@@ -241,22 +261,25 @@ class warmup_gate {
     return result.kind == verdict::fatal && !result.rejected;
   }
 
-  /// Throws errc::warmup_failed with the action's own exception nested, so it stays reachable.
-  [[noreturn]] static void throw_warmup_failed(const warm_result& failure) {
+  /// Throws errc::warmup_failed or errc::warmup_cooling_down with the action's own exception
+  /// nested, so it stays reachable.
+  [[noreturn]] static void throw_failure(const warm_result& failure) {
+    const errc code =
+        failure.ended_in == ended::cooling_down ? errc::warmup_cooling_down : errc::warmup_failed;
     try {
       std::rethrow_exception(failure.cause);
     } catch (...) {
-      std::throw_with_nested(error(errc::warmup_failed, failure.retry_after));
+      std::throw_with_nested(error(code, failure.retry_after));
     }
   }
 
-  /// A failure (with the time left) while `generation` cools down after a failed warm-up.
+  /// A refusal (with the time left) while `generation` cools down after a failed warm-up.
   warm_result cooling_down(context& ctx, std::uint64_t generation) {
     std::lock_guard lock(failure_mutex_);
     if (consecutive_failures_ == 0 || failed_generation_ != generation) return {};
     const time_point now = ctx.now();
     if (now >= cool_down_until_) return {};
-    return {true, cool_down_until_ - now, last_failure_};
+    return {ended::cooling_down, cool_down_until_ - now, last_failure_};
   }
 
   warm_result warm_as_leader(context& leader) {
@@ -264,27 +287,27 @@ class warmup_gate {
     const std::uint64_t word = state_.load(std::memory_order_acquire);
     if ((word & ready_bit) != 0) return {};
     const std::uint64_t generation = word >> 1;
-    if (warm_result refusal = cooling_down(leader, generation); refusal.failed) return refusal;
+    if (warm_result refusal = cooling_down(leader, generation); refusal.ended_in != ended::ready) {
+      return refusal;
+    }
 
     int attempt = 0;
     {
       std::lock_guard lock(failure_mutex_);
       attempt = consecutive_failures_ + 1;
     }
-    observer_.on(warmup_started{generation, attempt, leader.name()});
+    detail::notify(observer_, warmup_started{generation, attempt, leader.name()});
     const time_point started = leader.refresh_now();
     std::exception_ptr failure;
     {
+      // Its own deadline, and neither the leader's deadline nor its stop token (see
+      // warmup_timeout): whatever it ends in is the warm-up's answer, recorded below.
       context warm_ctx{leader.clock()};
-      detail::derive_context(warm_ctx, leader, no_deadline);
+      warm_ctx.set_deadline(context::deadline_after(started, options_.warmup_timeout))
+          .set_name(leader.name());
       try {
         action_(warm_ctx, generation);
       } catch (...) {
-        // The leader's own give-up is not the warm-up's answer: the flight hands it to a waiter.
-        if (detail::caller_gave_up(leader)) {
-          std::throw_with_nested(
-              error(leader.stop_requested() ? errc::cancelled : errc::warmup_wait_exceeded));
-        }
         failure = std::current_exception();
       }
     }
@@ -300,7 +323,7 @@ class warmup_gate {
     // Fails only if reset() moved on while warming: this warm-up belongs to a generation that
     // is gone, so it must not open the gate; the callers' loop warms the new one.
     if (state_.compare_exchange_strong(expected, expected | ready_bit, std::memory_order_acq_rel)) {
-      observer_.on(warmup_succeeded{generation, finished - started, leader.name()});
+      detail::notify(observer_, warmup_succeeded{generation, finished - started, leader.name()});
     }
     return {};
   }
@@ -320,8 +343,8 @@ class warmup_gate {
       cool_down_until_ = context::saturating_add(finished, cool_down);
       last_failure_ = cause;
     }
-    observer_.on(warmup_failed{generation, failures, cool_down, leader.name()});
-    return {true, cool_down, cause};
+    detail::notify(observer_, warmup_failed{generation, failures, cool_down, leader.name()});
+    return {ended::failed, cool_down, cause};
   }
 
   std::function<void(context&, std::uint64_t)> action_;
