@@ -213,6 +213,9 @@ struct breaker_model {
   std::size_t failures = 0;
   std::size_t in_flight = 0;
   std::size_t failed_half_opens = 0;
+  // What a half-open refusal hints (the calls here have no deadline): the open duration that
+  // preceded the round, zero once the breaker closed.
+  duration last_open_for{0};
   std::uint64_t rejections = 0;
   std::uint64_t times_opened = 0;
   std::vector<std::string> transitions;
@@ -248,7 +251,7 @@ struct breaker_model {
             ++in_flight;
             return {true, true, epoch, now};
           }
-          return refuse(errc::circuit_open, duration::zero());
+          return refuse(errc::circuit_open, last_open_for);
       }
     }
   }
@@ -292,6 +295,7 @@ struct breaker_model {
   /// Closing empties the window (before the event reports it); a closed breaker stays in its
   /// epoch, so its calls in flight still count in the fresh window.
   void close(time_point now) {
+    last_open_for = duration::zero();
     window.clear();
     failed_half_opens = 0;
     if (state != circuit_state::closed) move(circuit_state::closed, now, duration::zero());
@@ -316,6 +320,7 @@ struct breaker_model {
     transitions.push_back(transition(state, to, open_duration, window.counts(now)));
     if (to == circuit_state::open) {
       open_until = now + open_duration;
+      last_open_for = open_duration;
       ++times_opened;
     }
     admitted = successes = failures = 0;

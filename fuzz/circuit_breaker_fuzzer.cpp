@@ -123,6 +123,9 @@ struct breaker_model {
   std::size_t failures = 0;
   std::size_t in_flight = 0;
   std::size_t failed_half_opens = 0;
+  // What a half-open refusal hints (the calls here have no deadline): the open duration that
+  // preceded the round, zero once the breaker closed.
+  duration last_open_for{0};
   std::uint64_t rejections = 0;
   std::uint64_t times_opened = 0;
   std::vector<std::pair<circuit_state, circuit_state>> transitions;
@@ -162,7 +165,7 @@ struct breaker_model {
             ++in_flight;
             return {true, true, epoch};
           }
-          return refuse(errc::circuit_open, duration::zero());
+          return refuse(errc::circuit_open, last_open_for);
       }
     }
   }
@@ -197,6 +200,7 @@ struct breaker_model {
     if (state != circuit_state::disabled) move(circuit_state::disabled, now, duration::zero());
   }
   void close(time_point now) {
+    last_open_for = duration::zero();
     window.clear();
     failed_half_opens = 0;
     if (state != circuit_state::closed) move(circuit_state::closed, now, duration::zero());
@@ -217,6 +221,7 @@ struct breaker_model {
     transitions.emplace_back(state, to);
     if (to == circuit_state::open) {
       open_until = now + open_duration;
+      last_open_for = open_duration;
       ++times_opened;
     }
     admitted = successes = failures = 0;
