@@ -119,6 +119,9 @@ struct resilient_settings {
   stockade::duration health_max_age = milliseconds(500);
   stockade::duration probe_timeout = milliseconds(200);
   stockade::exponential warmup_cool_down{milliseconds(50), 2.0, milliseconds(400)};
+  /// Making and verifying one connection, at most. Shared work: the caller that makes it may be
+  /// held this long past its own deadline, so it stays well inside the platform's limit.
+  stockade::duration warmup_timeout = milliseconds(600);
   /// Which retry budget each instance shares between its calls. `percent` (Finagle's and
   /// tower's, their defaults: 20 % more load, 10 retries a second in reserve, a 10 s window)
   /// bounds what retries add and lets calls wait out an open breaker; `tokens` (gRPC A6's
@@ -254,7 +257,8 @@ class resilient_app {
   }
 
   stockade::resource_options resource_options() const {
-    return {.health = {.max_age = settings_.health_max_age,
+    return {.warmup_timeout = settings_.warmup_timeout,
+            .health = {.max_age = settings_.health_max_age,
                        .unhealthy_max_age = settings_.health_max_age / 5,
                        .probe_timeout = settings_.probe_timeout},
             .cool_down = settings_.warmup_cool_down};

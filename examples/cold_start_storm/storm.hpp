@@ -45,9 +45,9 @@ enum class failure_kind {
   server_down,       // 08001: no connection could be made
   serialization,     // 40001, 40P01
   timed_out,         // a deadline, the pool's wait, or the platform's limit
-  warmup_failed,     // stockade: making or verifying a connection failed (or is cooling down)
+  warmup_failed,     // stockade: making or verifying a connection failed
   unhealthy,         // stockade: the health check said no
-  rejected_early,    // stockade: refused without touching the database (breaker, bulkhead)
+  rejected_early,    // stockade: refused without a database call (breaker, bulkhead, cool-down)
   other,
   count_
 };
@@ -63,7 +63,7 @@ constexpr const char* describe(failure_kind kind) {
       "failed: timed out",
       "failed: warm-up failed",
       "failed: unhealthy",
-      "rejected early (breaker, bulkhead)",
+      "rejected early (no database call)",
       "failed: other"};
   return names[static_cast<std::size_t>(kind)];
 }

@@ -206,6 +206,7 @@ inline pg_storm_report run_postgres_storm(const pg_storm_options& options, conso
                              .health_max_age = milliseconds(2000),
                              .probe_timeout = milliseconds(500),
                              .warmup_cool_down = {milliseconds(200), 2.0, milliseconds(1000)},
+                             .warmup_timeout = milliseconds(2000),
                              .budget = options.budget};
   report.budget =
       static_cast<long>(plan.instances) * report.resilient_config.connections_per_instance;
