@@ -15,7 +15,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-using stockade::layer_role;
+using stockade::layer_traits;
 using stockade::pipeline;
 using stockade::retry;
 using stockade::stack_check;
@@ -26,18 +26,37 @@ using any_retry = retry<>;
 using any_bulkhead = stockade::bulkhead<>;
 using any_breaker = stockade::circuit_breaker<>;
 
-TEST(StackShape, ReadsRolesThroughStdRef) {
+TEST(StackShape, ReadsTraitsThroughStdRef) {
   using shape = stack_shape<timeout<>, any_retry, std::reference_wrapper<any_breaker>,
                             std::reference_wrapper<any_bulkhead>, stockade::pass_through>;
-  static_assert(shape::roles[0] == layer_role::timeout);
-  static_assert(shape::roles[1] == layer_role::retry);
-  static_assert(shape::roles[2] == layer_role::circuit_breaker);
-  static_assert(shape::roles[3] == layer_role::bulkhead);
-  static_assert(shape::roles[4] == layer_role::other);
-  static_assert(shape::count(layer_role::retry) == 1);
-  static_assert(shape::outside(layer_role::retry, layer_role::circuit_breaker));
-  static_assert(!shape::outside(layer_role::circuit_breaker, layer_role::retry));
+  static_assert(shape::traits[0] == layer_traits{.bounds_time = true});
+  static_assert(shape::traits[1] == layer_traits{.repeats = true});
+  static_assert(shape::traits[2] == layer_traits{.sees_each_attempt = true});
+  static_assert(shape::traits[3] == layer_traits{.holds_capacity = true});
+  static_assert(shape::traits[4] == layer_traits{});
+  static_assert(shape::count(&layer_traits::repeats) == 1);
+  static_assert(shape::outside(&layer_traits::repeats, &layer_traits::sees_each_attempt));
+  static_assert(!shape::outside(&layer_traits::sees_each_attempt, &layer_traits::repeats));
   SUCCEED();
+}
+
+// A policy from outside the library: it states its traits, and the checks read them.
+struct rate_limit_like {
+  static constexpr layer_traits traits{.sees_each_attempt = true, .holds_capacity = true};
+  template <class Next>
+  auto invoke(stockade::context& ctx, Next&& next) const {
+    return next(ctx);
+  }
+};
+
+TEST(StackShape, APolicysOwnTraitsAreCheckedLikeTheLibrarysLayers) {
+  using inside = stack_shape<any_retry, rate_limit_like>;
+  using outside = stack_shape<rate_limit_like, any_retry>;
+  static_assert(!inside::outside(&layer_traits::sees_each_attempt, &layer_traits::repeats));
+  static_assert(outside::outside(&layer_traits::sees_each_attempt, &layer_traits::repeats));
+  static_assert(outside::outside(&layer_traits::holds_capacity, &layer_traits::repeats));
+  static_assert(stockade::detail::stack_order_checks<any_retry, rate_limit_like>::passed);
+  SUCCEED();  // the refused order: tests/compile_fail/own_policy_outside_retry.cpp
 }
 
 TEST(StackShape, AllowLayerTurnsOffOnlyTheChecksItNames) {

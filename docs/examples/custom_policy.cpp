@@ -1,11 +1,43 @@
-// docs/custom-policy.md: a policy that counts calls and refuses once a quota is used up.
+// docs/custom-policy.md: a policy that counts calls and refuses once a quota is used up, with
+// an error family of its own ("quota exhausted") that the library takes for a rejection.
 #include <atomic>
 #include <cstdio>
 #include <functional>
+#include <string>
+#include <system_error>
 
 #include <stockade/stockade.hpp>
 
-namespace {
+namespace quotas {
+
+// The policy's own codes, in a category of their own: nothing in stockade's headers changes.
+enum class quota_errc { exhausted = 1 };
+
+class quota_category final : public stockade::policy_error_category {
+ public:
+  const char* name() const noexcept override { return "quota"; }
+  std::string message(int /*code*/) const override { return "quota exhausted"; }
+  // A refusal on the quota's own state: the dependency was not called, so no breaker, retry
+  // budget or outer policy may count it as a failure of the dependency.
+  bool is_rejection(int code) const noexcept override {
+    return code == static_cast<int>(quota_errc::exhausted);
+  }
+};
+
+inline const quota_category& category() noexcept {
+  static const quota_category the_category;
+  return the_category;
+}
+inline std::error_code make_error_code(quota_errc code) noexcept {
+  return {static_cast<int>(code), category()};
+}
+
+}  // namespace quotas
+
+template <>
+struct std::is_error_code_enum<quotas::quota_errc> : std::true_type {};
+
+namespace quotas {
 
 // Shared across call sites, so the application owns it and pipelines take it by std::ref.
 class quota {
@@ -15,8 +47,7 @@ class quota {
   template <class Next>
   auto invoke(stockade::context& ctx, Next&& next) {
     if (left_.fetch_sub(1, std::memory_order_relaxed) <= 0) {
-      // A documented rejection: the dependency was not called, so no breaker counts it.
-      throw stockade::error(stockade::errc::bulkhead_full, "quota used up");
+      throw stockade::error(quota_errc::exhausted);  // a documented rejection
     }
     return next(ctx);  // the inner layers and the callee; returns an object type
   }
@@ -25,22 +56,27 @@ class quota {
   std::atomic<int> left_;
 };
 
-}  // namespace
+}  // namespace quotas
 
-static_assert(stockade::policy<std::reference_wrapper<quota>>);
+static_assert(stockade::policy<std::reference_wrapper<quotas::quota>>);
 
 int main() {
-  quota two_calls{2};
-  const auto policy = stockade::pipeline{std::ref(two_calls)};
+  quotas::quota two_calls{2};
+  // A breaker that opens on the first failure: the quota's refusals must not open it.
+  stockade::circuit_breaker<stockade::consecutive_failures> breaker{{.trip = {.threshold = 1}}};
+  const auto policy = stockade::pipeline{std::ref(breaker), std::ref(two_calls)};
   int answered = 0;
   int refused = 0;
   for (int i = 0; i < 3; ++i) {
     try {
       answered += policy([] { return 1; });
     } catch (const stockade::error& e) {
-      refused += e.is_rejection() ? 1 : 0;
+      if (e.is_rejection() && e.error_code() == quotas::quota_errc::exhausted) ++refused;
+      std::printf("refused: %s (%s)\n", e.what(), e.category().name());
     }
   }
-  std::printf("answered %d, refused %d\n", answered, refused);
-  return answered == 2 && refused == 1 ? 0 : 1;
+  const bool closed = breaker.state() == stockade::circuit_state::closed;
+  std::printf("answered %d, refused %d, breaker %s\n", answered, refused,
+              closed ? "closed" : "open");
+  return answered == 2 && refused == 1 && closed ? 0 : 1;
 }

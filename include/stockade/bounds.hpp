@@ -100,8 +100,26 @@ struct stack_bounds {
   friend constexpr bool operator==(const stack_bounds&, const stack_bounds&) = default;
 };
 
-/// What a layer is, for the ordering checks of a stack (stack_checks.hpp). A policy declares it
-/// with `static constexpr layer_role role = ...;`; one that does not is `other`.
-enum class layer_role : std::uint8_t { other, retry, timeout, circuit_breaker, bulkhead };
+/// What a layer does, as far as the ordering checks of a stack care (stack_checks.hpp). A policy
+/// states the properties it has: `static constexpr stockade::layer_traits traits{.repeats =
+/// true};`; one that states none has none. The checks read properties, not names, so a policy
+/// written outside the library (a hedge, a rate limiter, a permit leased from another process)
+/// is checked where it belongs without an edit to the core.
+struct layer_traits {
+  /// Runs the layers inside more than once per call (a retry, a hedge): two in one stack
+  /// multiply their attempts and their waits.
+  bool repeats = false;
+  /// Counts or judges each attempt (a circuit breaker, a rate limiter, an adaptive limit):
+  /// outside a layer that repeats, it sees one outcome (or takes one permit) per call.
+  bool sees_each_attempt = false;
+  /// Holds a slot or a permit while the layers inside run (a bulkhead, a concurrency limit):
+  /// outside a layer that repeats, it is held through every wait between attempts.
+  bool holds_capacity = false;
+  /// Bounds the time of the layers inside (a timeout); it must then have `duration limit()
+  /// const`, which the timeout-order check reads.
+  bool bounds_time = false;
+
+  friend constexpr bool operator==(const layer_traits&, const layer_traits&) noexcept = default;
+};
 
 }  // namespace stockade

@@ -138,7 +138,7 @@ class bulkhead {
 
   constexpr const bulkhead_options& options() const noexcept { return options_; }
 
-  static constexpr layer_role role = layer_role::bulkhead;
+  static constexpr layer_traits traits{.holds_capacity = true};
   /// Adds the longest a call may wait in the queue for a slot.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
     if (options_.max_wait == duration::max()) {

@@ -306,7 +306,7 @@ class circuit_breaker {
 
   const options_type& options() const noexcept { return options_; }
 
-  static constexpr layer_role role = layer_role::circuit_breaker;
+  static constexpr layer_traits traits{.sees_each_attempt = true};
   /// Adds nothing (a rejection is immediate), unless a health probe is set: a caller in
   /// half-open may run it first, for at most probe_timeout.
   stack_bounds worst_case(const stack_bounds& inner) const {

@@ -84,8 +84,8 @@ concept expected_like = requires(const R& r) {
 
 /// The defaults, in one place (docs/classifier.md explains each):
 /// - stockade::error: rejections stay rejections (transient, flagged, with their retry-after);
-///   resource_closed is permanent; every other stockade error (timeout, warm-up, health) is
-///   transient.
+///   any other code gets the verdict its family's category gives (stockade's own: resource_closed
+///   is permanent, every other one (timeout, warm-up, health) is transient).
 /// - std::logic_error and everything derived from it (invalid_argument, out_of_range, ...):
 ///   permanent, the caller's mistake.
 /// - any other exception, of any type: transient.
@@ -93,8 +93,9 @@ concept expected_like = requires(const R& r) {
 struct default_rules {
   static outcome classify_stockade_error(const error& e) noexcept {
     if (e.is_rejection()) return {verdict::transient, e.retry_after(), true};
-    if (e.code() == errc::resource_closed) return verdict::permanent;
-    return {verdict::transient, e.retry_after()};
+    const verdict kind = e.default_verdict();
+    if (kind == verdict::permanent) return kind;  // never retried: a hint would mean nothing
+    return {kind, e.retry_after()};
   }
 
   static outcome classify_exception(const std::exception_ptr& failure) noexcept {

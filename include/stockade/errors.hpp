@@ -1,13 +1,17 @@
-// Errors that stockade's policies raise: one base type (`stockade::error`) and one
-// `errc` enum with its std::error_category, so callers can catch one type or compare codes.
-// Invariant: a code is a rejection (the policy refused, the dependency was not called)
-// exactly when is_rejection(code) says so; classifiers and breakers rely on it.
+// Errors that policies raise: one exception type (`stockade::error`) carrying a std::error_code,
+// so callers can catch one type or compare codes. Each family of policies has its own
+// category, derived from policy_error_category (stockade's own: `errc`), so a policy written
+// outside the library brings its own codes without touching this header.
+// Invariant: a code is a rejection (the policy refused, the dependency was not called) exactly
+// when its category's is_rejection() says so; classifiers and breakers rely on it.
 #pragma once
 
 #include <chrono>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+
+#include "verdict.hpp"
 
 namespace stockade {
 
@@ -30,6 +34,13 @@ enum class errc {
   resource_closed,       ///< the managed resource was shut down
   injected_fault,        ///< a fault-injection policy failed this call on purpose
 };
+
+}  // namespace stockade
+
+template <>
+struct std::is_error_code_enum<stockade::errc> : std::true_type {};
+
+namespace stockade {
 
 /// True for the codes that mean "a policy refused; the dependency was not called".
 constexpr bool is_rejection(errc code) noexcept {
@@ -82,15 +93,38 @@ constexpr const char* to_string(errc code) noexcept {
   return "unknown stockade error";
 }
 
+/// The category of the errors one family of policies raises. A policy written outside the
+/// library derives its own from this one (docs/custom-policy.md) and says here which of its codes
+/// are rejections and how the default rules classify the others.
+class policy_error_category : public std::error_category {
+ public:
+  /// True for a code that means "the policy refused; the dependency was not called". The
+  /// classifier marks such an error `rejected`, before any user rule, so no breaker, budget or
+  /// outer policy takes it for a failure of the dependency.
+  virtual bool is_rejection(int code) const noexcept = 0;
+  /// The verdict the default rules give a code that is not a rejection (a rejection is always
+  /// transient and flagged). Default: transient, as the default rules treat unknown failures.
+  virtual verdict verdict_of(int /*code*/) const noexcept { return verdict::transient; }
+};
+
 namespace detail {
-class error_category_impl final : public std::error_category {
+class error_category_impl final : public policy_error_category {
  public:
   const char* name() const noexcept override { return "stockade"; }
   std::string message(int code) const override { return to_string(static_cast<errc>(code)); }
+  bool is_rejection(int code) const noexcept override {
+    return stockade::is_rejection(static_cast<errc>(code));
+  }
+  /// resource_closed is permanent (the application shut the resource down: retrying cannot
+  /// help); every other failure stockade raises (timeout, warm-up, health) is transient.
+  verdict verdict_of(int code) const noexcept override {
+    return static_cast<errc>(code) == errc::resource_closed ? verdict::permanent
+                                                            : verdict::transient;
+  }
 };
 }  // namespace detail
 
-inline const std::error_category& error_category() noexcept {
+inline const policy_error_category& error_category() noexcept {
   static const detail::error_category_impl category;
   return category;
 }
@@ -99,26 +133,60 @@ inline std::error_code make_error_code(errc code) noexcept {
   return {static_cast<int>(code), error_category()};
 }
 
-/// The one exception type stockade's policies throw. `retry_after()` carries a hint
-/// (e.g. an open breaker's remaining open time); zero means "no hint".
+/// The one exception type policies throw, stockade's and any written outside the library.
+/// `retry_after()` carries a hint (e.g. an open breaker's remaining open time); zero means "no
+/// hint".
 class error : public std::runtime_error {
  public:
   explicit error(errc code, std::chrono::nanoseconds retry_after = {})
-      : std::runtime_error(to_string(code)), code_(code), retry_after_(retry_after) {}
+      : error(static_cast<int>(code), error_category(), to_string(code), retry_after) {}
   error(errc code, const std::string& what, std::chrono::nanoseconds retry_after = {})
-      : std::runtime_error(what), code_(code), retry_after_(retry_after) {}
+      : error(static_cast<int>(code), error_category(), what, retry_after) {}
+  /// An error of another family of policies: `code`'s category must derive from
+  /// policy_error_category (else std::invalid_argument), so that its rejections are known.
+  explicit error(const std::error_code& code, std::chrono::nanoseconds retry_after = {})
+      : error(code.value(), family_of(code), code.message(), retry_after) {}
+  error(const std::error_code& code, const std::string& what,
+        std::chrono::nanoseconds retry_after = {})
+      : error(code.value(), family_of(code), what, retry_after) {}
+  /// The same from an error-code enum of such a family (std::is_error_code_enum).
+  template <class Enum>
+  requires(std::is_error_code_enum_v<Enum> &&
+           !std::is_same_v<Enum, errc>) explicit error(Enum code,
+                                                       std::chrono::nanoseconds retry_after = {})
+      : error(std::error_code(make_error_code(code)), retry_after) {}
 
-  errc code() const noexcept { return code_; }
-  std::error_code error_code() const noexcept { return make_error_code(code_); }
-  bool is_rejection() const noexcept { return stockade::is_rejection(code_); }
+  /// stockade's own code; errc{} (no value of errc) for an error of another family, whose
+  /// code error_code() gives.
+  errc code() const noexcept {
+    return family_ == &error_category() ? static_cast<errc>(value_) : errc{};
+  }
+  std::error_code error_code() const noexcept { return {value_, *family_}; }
+  const policy_error_category& category() const noexcept { return *family_; }
+  bool is_rejection() const noexcept { return family_->is_rejection(value_); }
+  /// How the default rules classify this error when it is not a rejection.
+  verdict default_verdict() const noexcept { return family_->verdict_of(value_); }
   std::chrono::nanoseconds retry_after() const noexcept { return retry_after_; }
 
  private:
-  errc code_;
+  template <class What>
+  error(int value, const policy_error_category& family, const What& what,
+        std::chrono::nanoseconds retry_after)
+      : std::runtime_error(what), value_(value), family_(&family), retry_after_(retry_after) {}
+
+  static const policy_error_category& family_of(const std::error_code& code) {
+    const auto* family = dynamic_cast<const policy_error_category*>(&code.category());
+    if (family == nullptr) {
+      throw std::invalid_argument(std::string("stockade::error: the category \"") +
+                                  code.category().name() +
+                                  "\" does not derive from stockade::policy_error_category");
+    }
+    return *family;
+  }
+
+  int value_;
+  const policy_error_category* family_;
   std::chrono::nanoseconds retry_after_;
 };
 
 }  // namespace stockade
-
-template <>
-struct std::is_error_code_enum<stockade::errc> : std::true_type {};

@@ -230,7 +230,7 @@ class retry {
     return std::min(total, options_.max_elapsed);
   }
 
-  static constexpr layer_role role = layer_role::retry;
+  static constexpr layer_traits traits{.repeats = true};
 
   /// max_attempts times what is inside, plus the waits; the last attempt starts before
   /// max_elapsed, so max_elapsed plus one attempt also bounds the whole.

@@ -1,8 +1,8 @@
 // Ordering checks of a stack, made when a pipeline is built (docs/composition.md): orders of
 // layers that multiply or waste time are refused with a message that says why, unless the stack
 // opts out of that one check with an `allow_...` layer, which does nothing else.
-// Invariant: a check looks only at layer_role (bounds.hpp), so a user's own policy that
-// declares `role = layer_role::retry` is checked like stockade::retry.
+// Invariant: a check looks only at layer_traits (bounds.hpp), so a user's own policy that
+// states `traits{.repeats = true}` is checked like stockade::retry.
 #pragma once
 
 #include <algorithm>
@@ -23,10 +23,11 @@
 namespace stockade {
 
 /// The checks a stack can opt out of.
+/// Each is named for the library's own layers and applies to any with the same traits.
 enum class stack_check : std::uint8_t {
-  nested_retries,             ///< two retry layers: attempts and waits multiply
-  breaker_outside_retry,      ///< a breaker sees one outcome per call, not one per attempt
-  bulkhead_outside_retry,     ///< a slot is held through every back-off wait
+  nested_retries,             ///< two layers that repeat: attempts and waits multiply
+  breaker_outside_retry,      ///< a layer that sees each attempt, outside one that repeats
+  bulkhead_outside_retry,     ///< a layer that holds capacity, outside one that repeats
   inner_timeout_not_shorter,  ///< a timeout inside a retry >= one outside it: no time to retry
 };
 
@@ -76,14 +77,23 @@ template <class P>
 using layer_type_t = std::remove_cvref_t<decltype(layer_of(std::declval<const P&>()))>;
 
 template <class P>
-constexpr layer_role role_of() noexcept {
+constexpr layer_traits traits_of() noexcept {
   using layer = layer_type_t<P>;
-  if constexpr (requires { layer::role; }) {
-    return layer::role;
+  static_assert(
+      !requires { layer::role; },
+      "stockade: a policy states `static constexpr stockade::layer_traits traits{...}` "
+      "for the order checks; the `role` member they read before is gone");
+  if constexpr (requires {
+                  { layer::traits } -> std::convertible_to<layer_traits>;
+                }) {
+    return layer::traits;
   } else {
-    return layer_role::other;
+    return layer_traits{};
   }
 }
+
+/// One property of a layer's traits, e.g. &layer_traits::repeats.
+using layer_property = bool layer_traits::*;
 
 template <class P>
 constexpr bool allows(stack_check check) noexcept {
@@ -98,22 +108,23 @@ constexpr bool allows(stack_check check) noexcept {
 /// The shape of a stack, outermost first: what the type-level checks read.
 template <class... Policies>
 struct stack_shape {
-  static constexpr std::array<layer_role, sizeof...(Policies)> roles{role_of<Policies>()...};
+  static constexpr std::array<layer_traits, sizeof...(Policies)> traits{traits_of<Policies>()...};
 
   static constexpr bool allowed([[maybe_unused]] stack_check check) noexcept {
     return (allows<Policies>(check) || ...);
   }
-  static constexpr std::size_t count(layer_role role) noexcept {
+  /// How many layers have `property`.
+  static constexpr std::size_t count(layer_property property) noexcept {
     std::size_t n = 0;
-    for (const layer_role r : roles) n += r == role ? 1 : 0;
+    for (const layer_traits& t : traits) n += t.*property ? 1 : 0;
     return n;
   }
-  /// True if a layer of role `outer` sits outside (before) a layer of role `inner`.
-  static constexpr bool outside(layer_role outer, layer_role inner) noexcept {
+  /// True if a layer with `outer` sits outside (before) a different layer with `inner`.
+  static constexpr bool outside(layer_property outer, layer_property inner) noexcept {
     bool seen_outer = false;
-    for (const layer_role r : roles) {
-      if (r == inner && seen_outer) return true;
-      if (r == outer) seen_outer = true;
+    for (const layer_traits& t : traits) {
+      if (t.*inner && seen_outer) return true;
+      if (t.*outer) seen_outer = true;
     }
     return false;
   }
@@ -123,22 +134,25 @@ struct stack_shape {
 template <class... Policies>
 struct stack_order_checks {
   using shape = stack_shape<Policies...>;
-  static_assert(shape::count(layer_role::retry) <= 1 || shape::allowed(stack_check::nested_retries),
-                "stockade::pipeline: two retry layers in one stack multiply their attempts and "
-                "their waits (the post-mortem's three nested retries could take 15.5 s inside a "
-                "10 s limit). Keep one retry layer, or add stockade::allow_nested_retries to the "
-                "stack if that is intended.");
-  static_assert(!shape::outside(layer_role::circuit_breaker, layer_role::retry) ||
+  static_assert(shape::count(&layer_traits::repeats) <= 1 ||
+                    shape::allowed(stack_check::nested_retries),
+                "stockade::pipeline: two retry layers (two layers that repeat what is inside "
+                "them) in one stack multiply their attempts and their waits (the post-mortem's "
+                "three nested retries could take 15.5 s inside a 10 s limit). Keep one, or add "
+                "stockade::allow_nested_retries to the stack if that is intended.");
+  static_assert(!shape::outside(&layer_traits::sees_each_attempt, &layer_traits::repeats) ||
                     shape::allowed(stack_check::breaker_outside_retry),
-                "stockade::pipeline: a circuit breaker outside a retry sees one outcome per call "
-                "(all its failed attempts count once), and its rejections never reach the retry. "
-                "Put the breaker inside the retry (each attempt counted, its open time used as a "
-                "retry-after hint), or add stockade::allow_breaker_outside_retry to the stack.");
-  static_assert(!shape::outside(layer_role::bulkhead, layer_role::retry) ||
+                "stockade::pipeline: a circuit breaker outside a retry (any layer that sees each "
+                "attempt, outside one that repeats) sees one outcome per call (all its failed "
+                "attempts count once), and its rejections never reach the retry. Put it inside "
+                "the retry (each attempt counted, its open time used as a retry-after hint), or "
+                "add stockade::allow_breaker_outside_retry to the stack.");
+  static_assert(!shape::outside(&layer_traits::holds_capacity, &layer_traits::repeats) ||
                     shape::allowed(stack_check::bulkhead_outside_retry),
-                "stockade::pipeline: a bulkhead outside a retry holds its slot through every "
-                "back-off wait, so sleeping calls starve working ones. Put the bulkhead inside "
-                "the retry, or add stockade::allow_bulkhead_outside_retry to the stack.");
+                "stockade::pipeline: a bulkhead outside a retry (any layer that holds capacity, "
+                "outside one that repeats) holds its slot through every back-off wait, so "
+                "sleeping calls starve working ones. Put it inside the retry, or add "
+                "stockade::allow_bulkhead_outside_retry to the stack.");
   static constexpr bool passed = true;
 };
 
@@ -173,15 +187,17 @@ template <class Element>
 constexpr timing_of_layer timing_of(const Element& element) {
   timing_of_layer timing;
   const auto& layer = layer_of(element);
-  if constexpr (role_of<Element>() == layer_role::retry) {
+  constexpr layer_traits traits = traits_of<Element>();
+  if constexpr (traits.repeats) {
     timing.retry = true;
     if constexpr (requires { duration{layer.options().max_elapsed}; }) {
       timing.max_elapsed = layer.options().max_elapsed;
     }
-  } else if constexpr (role_of<Element>() == layer_role::timeout) {
+  }
+  if constexpr (traits.bounds_time) {
     static_assert(
         requires { duration{layer.limit()}; },
-        "a policy whose role is layer_role::timeout must have `duration limit() const`");
+        "a policy whose traits say bounds_time must have `duration limit() const`");
     timing.timeout = layer.limit();
   }
   return timing;

@@ -72,7 +72,7 @@ class timeout {
 
   constexpr duration limit() const noexcept { return limit_; }
 
-  static constexpr layer_role role = layer_role::timeout;
+  static constexpr layer_traits traits{.bounds_time = true};
   /// Bounds what is inside it by its limit, for a callee that honours the deadline (a callee
   /// that ignores it can overrun; detached_timeout does not wait for such a callee).
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
