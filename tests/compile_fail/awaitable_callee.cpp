@@ -1,6 +1,6 @@
-// expect: (static assertion failed|static_assert failed).*returns an awaitable, a coroutine task or
-// a future A callable that returns a coroutine's task (here a minimal one, as asio::awaitable or
-// any task type) returns before the work runs; a blocking pipeline refuses it, and the detached
+// expect: (static assertion failed|static_assert failed).*returns an awaitable, a coroutine
+// A callable that returns a coroutine's task (here a minimal one, as asio::awaitable or any
+// task type) returns before the work runs; a blocking pipeline refuses it, and the detached
 // timeout too. A callable that does its work (STOCKADE_FIXED) compiles.
 #include <coroutine>
 #include <exception>

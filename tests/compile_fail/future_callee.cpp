@@ -1,6 +1,6 @@
-// expect: (static assertion failed|static_assert failed).*returns an awaitable, a coroutine task or
-// a future A callable that returns a std::future hands back work it has not done; a blocking
-// pipeline refuses it. Waiting for the future inside the callable (STOCKADE_FIXED) compiles.
+// expect: (static assertion failed|static_assert failed).*returns an awaitable, a coroutine
+// A callable that returns a std::future hands back work it has not done; a blocking pipeline
+// refuses it. Waiting for the future inside the callable (STOCKADE_FIXED) compiles.
 #include <future>
 
 #include <stockade/stockade.hpp>
