@@ -34,6 +34,7 @@
 #include "clock.hpp"
 #include "context.hpp"
 #include "detail/validate.hpp"
+#include "detail/with_context.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "random.hpp"
@@ -254,15 +255,12 @@ class circuit_breaker {
   /// probe_timeout late; a caller that has already given up never starts a probe.
   template <class F>
   void set_health_probe(F probe) {
-    std::shared_ptr<const health_probe> held;
-    if constexpr (std::is_invocable_r_v<bool, F&, context&>) {
-      held = std::make_shared<const health_probe>(std::move(probe));
-    } else {
-      static_assert(std::is_invocable_r_v<bool, F&>,
-                    "a health probe is callable as bool(stockade::context&) or bool()");
-      held = std::make_shared<const health_probe>(
-          [check = std::move(probe)](context& /*unused*/) mutable { return check(); });
-    }
+    static_assert(detail::takes_context_or_not<F&>,
+                  "a health probe is callable as bool(stockade::context&) or bool()");
+    auto held = std::make_shared<const health_probe>(
+        [check = std::move(probe)](context& ctx) mutable -> bool {
+          return detail::call_with_context(check, ctx);
+        });
     std::lock_guard lock(mutex_);
     probe_ = std::move(held);
   }

@@ -104,10 +104,10 @@ class detached_call {
       inner.set_deadline(deadline_).set_stop_token(abandon_.get_token()).set_name(name_);
       try {
         if constexpr (std::is_void_v<result_type>) {
-          call_callee(callable_, inner);
+          call_with_context(callable_, inner);
           value_.emplace();
         } else {
-          value_.emplace(call_callee(callable_, inner));
+          value_.emplace(call_with_context(callable_, inner));
         }
       } catch (...) {
         failure_ = std::current_exception();

@@ -26,6 +26,7 @@
 #include "context.hpp"
 #include "detail/saturating.hpp"
 #include "detail/validate.hpp"
+#include "detail/with_context.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "random.hpp"
@@ -80,21 +81,10 @@ struct injected_fault_error {
 namespace detail {
 
 template <class F>
-concept fault_factory = std::invocable<const F&, context&> || std::invocable<const F&>;
-
-/// Calls a factory with the context if it takes one (like a pipeline's callee).
-template <fault_factory F>
-decltype(auto) call_factory(const F& make, context& ctx) {
-  if constexpr (std::invocable<const F&, context&>) {
-    return std::invoke(make, ctx);
-  } else {
-    return std::invoke(make);
-  }
-}
+concept fault_factory = takes_context_or_not<const F&>;
 
 template <fault_factory F>
-using factory_result_t =
-    std::remove_cvref_t<decltype(call_factory(std::declval<const F&>(), std::declval<context&>()))>;
+using factory_result_t = std::remove_cvref_t<result_with_context_t<const F&>>;
 
 /// until - from without overflow (only for the message of a refused window).
 constexpr duration window_length(time_point from, time_point until) noexcept {
@@ -355,9 +345,9 @@ requires(fault<Faults>&&...) class fault_injector {
     report(ctx, fault_kind::exception, position, call, duration::zero());
     throw_recorded(ctx, [&] {
       if constexpr (std::same_as<detail::factory_result_t<Factory>, std::exception_ptr>) {
-        std::rethrow_exception(detail::call_factory(make, ctx));
+        std::rethrow_exception(detail::call_with_context(make, ctx));
       } else {
-        throw detail::call_factory(make, ctx);
+        throw detail::call_with_context(make, ctx);
       }
     });
   }
@@ -378,7 +368,7 @@ requires(fault<Faults>&&...) class fault_injector {
   template <class Result, class Factory>
   Result return_fault(context& ctx, const Factory& make, std::size_t position, std::uint64_t call) {
     report(ctx, fault_kind::result, position, call, duration::zero());
-    Result value(detail::call_factory(make, ctx));
+    Result value(detail::call_with_context(make, ctx));
     const std::optional<outcome> classified = ctx.classify_result(value);
     // No pipeline told the context how to classify (a policy used on its own): the defaults.
     ctx.set_outcome(classified ? *classified : default_rules::classify_result(value));

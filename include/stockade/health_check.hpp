@@ -25,6 +25,7 @@
 #include "detail/duration_text.hpp"
 #include "detail/timer_thread.hpp"
 #include "detail/validate.hpp"
+#include "detail/with_context.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "single_flight.hpp"
@@ -81,11 +82,10 @@ struct health_status {
 /// What a probe may be: takes `context&` or nothing; returns bool (healthy) or void (healthy
 /// unless it throws). A probe that throws reports "unhealthy".
 template <class P>
-concept health_probe = std::copy_constructible<std::decay_t<P>> &&
-    (std::is_invocable_r_v<bool, std::decay_t<P>&, context&> ||
-     std::is_invocable_r_v<bool, std::decay_t<P>&> ||
-     std::is_invocable_r_v<void, std::decay_t<P>&, context&> ||
-     std::is_invocable_r_v<void, std::decay_t<P>&>);
+concept health_probe =
+    std::copy_constructible<std::decay_t<P>> && detail::takes_context_or_not < std::decay_t<P>
+& > &&(std::is_void_v<detail::result_with_context_t<std::decay_t<P>&>> ||
+       std::is_convertible_v<detail::result_with_context_t<std::decay_t<P>&>, bool>);
 
 namespace detail {
 
@@ -93,18 +93,11 @@ template <class P>
 std::function<bool(context&)> as_probe(P&& probe) {
   using F = std::decay_t<P>;
   return [f = F(std::forward<P>(probe))](context& ctx) mutable -> bool {
-    if constexpr (std::is_invocable_v<F&, context&>) {
-      if constexpr (std::is_void_v<std::invoke_result_t<F&, context&>>) {
-        std::invoke(f, ctx);
-        return true;
-      } else {
-        return static_cast<bool>(std::invoke(f, ctx));
-      }
-    } else if constexpr (std::is_void_v<std::invoke_result_t<F&>>) {
-      std::invoke(f);
+    if constexpr (std::is_void_v<result_with_context_t<F&>>) {
+      call_with_context(f, ctx);
       return true;
     } else {
-      return static_cast<bool>(std::invoke(f));
+      return static_cast<bool>(call_with_context(f, ctx));
     }
   };
 }

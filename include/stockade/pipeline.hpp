@@ -17,6 +17,7 @@
 #include "bounds.hpp"
 #include "classifier.hpp"
 #include "context.hpp"
+#include "detail/with_context.hpp"
 #include "policy.hpp"
 #include "stack_checks.hpp"
 
@@ -24,33 +25,9 @@ namespace stockade {
 
 namespace detail {
 
+/// What a callee returns, called as a pipeline calls it (with the context if it takes one).
 template <class F>
-concept takes_context = std::is_invocable_v<F&, context&>;
-
-template <class F>
-concept takes_nothing = std::is_invocable_v<F&>;
-
-template <class F>
-struct callee_result;
-template <takes_context F>
-struct callee_result<F> {
-  using type = std::invoke_result_t<F&, context&>;
-};
-template <class F>
-requires(!takes_context<F> && takes_nothing<F>) struct callee_result<F> {
-  using type = std::invoke_result_t<F&>;
-};
-template <class F>
-using callee_result_t = typename callee_result<F>::type;
-
-template <class F>
-decltype(auto) call_callee(F& callee, context& ctx) {
-  if constexpr (takes_context<F>) {
-    return std::invoke(callee, ctx);
-  } else {
-    return std::invoke(callee);
-  }
-}
+using callee_result_t = result_with_context_t<F&>;
 
 /// How a pipeline's classifier sees a result of type R as policies carry it (stored_result_t<R>):
 /// exactly as invoke_callee below classifies the callee's own result.
@@ -154,8 +131,7 @@ constexpr stack_bounds stack_bounds_from(const Layers& layers, const stack_bound
 /// A callable a pipeline can run: it takes `stockade::context&` or nothing, and returns
 /// something whose destructor does not throw (or void, or a reference).
 template <class F>
-concept callee = (detail::takes_context<F> ||
-                  detail::takes_nothing<F>)&&detail::nothrow_destructible_result<F>;
+concept callee = detail::takes_context_or_not<F&> && detail::nothrow_destructible_result<F>;
 
 template <class Classifier, class... Policies>
 class basic_pipeline {
@@ -242,12 +218,12 @@ class basic_pipeline {
     using stored = detail::stored_result_t<result>;
     try {
       if constexpr (std::is_void_v<result>) {
-        detail::call_callee(f, ctx);
+        detail::call_with_context(f, ctx);
         ctx.forget_now();
         ctx.set_outcome(verdict::success);
         return stored{};
       } else {
-        stored value(detail::call_callee(f, ctx));
+        stored value(detail::call_with_context(f, ctx));
         ctx.forget_now();
         ctx.set_outcome(classifier_.classify_result(static_cast<const result&>(value)));
         return value;

@@ -27,7 +27,9 @@
 #include "context.hpp"
 #include "detail/counted_slot.hpp"
 #include "detail/duration_text.hpp"
+#include "detail/reset_on_fatal.hpp"
 #include "detail/validate.hpp"
+#include "detail/with_context.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "health_check.hpp"
@@ -113,30 +115,6 @@ struct resource_retired {
 
 namespace detail {
 
-template <class F, class T>
-concept hook_for = std::is_invocable_v<F&, T&, context&> || std::is_invocable_v<F&, T&>;
-
-template <class F, class T>
-decltype(auto) call_hook(F& f, T& object, context& ctx) {
-  if constexpr (std::is_invocable_v<F&, T&, context&>) {
-    return std::invoke(f, object, ctx);
-  } else {
-    return std::invoke(f, object);
-  }
-}
-
-template <class F>
-concept factory_callable = std::is_invocable_v<F&, context&> || std::is_invocable_v<F&>;
-
-template <class F>
-decltype(auto) call_factory(F& f, context& ctx) {
-  if constexpr (std::is_invocable_v<F&, context&>) {
-    return std::invoke(f, ctx);
-  } else {
-    return std::invoke(f);
-  }
-}
-
 template <class O>
 inline constexpr bool is_observer_ref = false;
 template <class O>
@@ -165,17 +143,17 @@ template <class T>
 class resource_factory {
  public:
   resource_factory() = default;
-  template <detail::factory_callable F>
-  requires(!std::is_same_v<std::decay_t<F>, resource_factory>)
+  template <class F>
+  requires(detail::takes_context_or_not<F&> && !std::is_same_v<std::decay_t<F>, resource_factory>)
       resource_factory(F f)  // NOLINT: implicit, so hooks read `.create = [] { ... }`
       : make_([f = std::move(f)](context& ctx) mutable -> std::unique_ptr<T> {
-          using made = std::decay_t<decltype(detail::call_factory(f, ctx))>;
+          using made = std::decay_t<decltype(detail::call_with_context(f, ctx))>;
           if constexpr (std::is_same_v<made, std::unique_ptr<T>>) {
-            return detail::call_factory(f, ctx);
+            return detail::call_with_context(f, ctx);
           } else {
             static_assert(std::is_convertible_v<made, T>,
                           "stockade::resource_factory: return std::unique_ptr<T> or T");
-            return std::make_unique<T>(detail::call_factory(f, ctx));
+            return std::make_unique<T>(detail::call_with_context(f, ctx));
           }
         }) {}
 
@@ -192,15 +170,15 @@ template <class T>
 class resource_step {
  public:
   resource_step() = default;
-  template <detail::hook_for<T> F>
-  requires(!std::is_same_v<std::decay_t<F>, resource_step>)
+  template <class F>
+  requires(detail::takes_context_or_not<F&, T&> && !std::is_same_v<std::decay_t<F>, resource_step>)
       resource_step(F f)  // NOLINT: implicit, so hooks read `.warm_up = [](T& t) { ... }`
       : run_([f = std::move(f)](T& object, context& ctx) mutable -> bool {
-          if constexpr (std::is_void_v<decltype(detail::call_hook(f, object, ctx))>) {
-            detail::call_hook(f, object, ctx);
+          if constexpr (std::is_void_v<decltype(detail::call_with_context(f, ctx, object))>) {
+            detail::call_with_context(f, ctx, object);
             return true;
           } else {
-            return static_cast<bool>(detail::call_hook(f, object, ctx));
+            return static_cast<bool>(detail::call_with_context(f, ctx, object));
           }
         }) {}
 
@@ -301,7 +279,7 @@ class resource {
 
   /// Retires the instance `held` is on, if it is still the current generation; true if this
   /// call retired it. Any number of concurrent calls for one generation retire it once.
-  bool retire(const lease& held, retire_reason reason = retire_reason::fatal) {
+  bool retire(const lease& held, retire_reason reason = retire_reason::fatal) noexcept {
     return held.instance_ != nullptr && retire_instance(*held.instance_, reason);
   }
 
@@ -336,16 +314,9 @@ class resource {
     lease held = acquire(ctx);
     hand_over scope(ctx, held.get());
     if (!options_.replace_on_fatal) return std::forward<Next>(next)(ctx);
-    try {
-      auto result = std::forward<Next>(next)(ctx);
-      if (ctx.has_outcome() && is_fatal(ctx.outcome())) [[unlikely]] {
-        retire(held, retire_reason::fatal);
-      }
-      return result;
-    } catch (...) {
-      if (is_fatal(ctx.outcome_of_current_exception())) retire(held, retire_reason::fatal);
-      throw;
-    }
+    return detail::run_resetting_on_fatal(ctx, std::forward<Next>(next), [this, &held]() noexcept {
+      retire(held, retire_reason::fatal);
+    });
   }
 
   constexpr const resource_options& options() const noexcept { return options_; }
@@ -433,10 +404,6 @@ class resource {
 
   static void release(instance* held) noexcept {
     if (held != nullptr && held->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete held;
-  }
-
-  static bool is_fatal(const outcome& result) noexcept {
-    return result.kind == verdict::fatal && !result.rejected;
   }
 
   static bool usable(const instance& held) noexcept {

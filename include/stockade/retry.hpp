@@ -23,6 +23,7 @@
 #include "clock.hpp"
 #include "context.hpp"
 #include "detail/describe_text.hpp"
+#include "detail/reset_on_fatal.hpp"
 #include "detail/saturating.hpp"
 #include "detail/validate.hpp"
 #include "events.hpp"
@@ -382,7 +383,7 @@ class retry {
                           time_point elapsed_limit, plan& step) const {
     const outcome& result = ctx.outcome();
     step = plan{};
-    step.reset = !Reset::empty() && result.kind == verdict::fatal && !result.rejected;
+    step.reset = !Reset::empty() && detail::calls_for_reset(result);
     if constexpr (has_budget) budget_->on_attempt(result, attempt == 1);
 
     const auto give_up = [&](give_up_reason why) {

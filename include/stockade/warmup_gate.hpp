@@ -25,7 +25,9 @@
 #include "context.hpp"
 #include "detail/describe_text.hpp"
 #include "detail/duration_text.hpp"
+#include "detail/reset_on_fatal.hpp"
 #include "detail/validate.hpp"
+#include "detail/with_context.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "random.hpp"
@@ -99,7 +101,7 @@ struct gate_reset {
 template <class A>
 concept warmup_action = std::copy_constructible<std::decay_t<A>> &&
     (std::is_invocable_v<std::decay_t<A>&, context&, std::uint64_t> ||
-     std::is_invocable_v<std::decay_t<A>&, context&> || std::is_invocable_v<std::decay_t<A>&>);
+     detail::takes_context_or_not<std::decay_t<A>&>);
 
 namespace detail {
 
@@ -110,10 +112,8 @@ std::function<void(context&, std::uint64_t)> as_warmup(A&& action) {
     const auto run = [&]() -> decltype(auto) {
       if constexpr (std::is_invocable_v<F&, context&, std::uint64_t>) {
         return std::invoke(f, ctx, generation);
-      } else if constexpr (std::is_invocable_v<F&, context&>) {
-        return std::invoke(f, ctx);
       } else {
-        return std::invoke(f);
+        return detail::call_with_context(f, ctx);
       }
     };
     if constexpr (std::is_same_v<decltype(run()), bool>) {
@@ -215,16 +215,8 @@ class warmup_gate {
       generation = wait_ready(ctx);
     }
     if (!options_.reset_on_fatal) return std::forward<Next>(next)(ctx);
-    try {
-      auto result = std::forward<Next>(next)(ctx);
-      if (ctx.has_outcome() && is_fatal(ctx.outcome())) [[unlikely]] {
-        reset(generation);
-      }
-      return result;
-    } catch (...) {
-      if (is_fatal(ctx.outcome_of_current_exception())) reset(generation);
-      throw;
-    }
+    return detail::run_resetting_on_fatal(ctx, std::forward<Next>(next),
+                                          [this, generation]() noexcept { reset(generation); });
   }
 
   constexpr const warmup_gate_options& options() const noexcept { return options_; }
@@ -256,10 +248,6 @@ class warmup_gate {
     duration retry_after{0};
     std::exception_ptr cause;  ///< the action's exception, nested in the error thrown
   };
-
-  static bool is_fatal(const outcome& result) noexcept {
-    return result.kind == verdict::fatal && !result.rejected;
-  }
 
   /// Throws errc::warmup_failed or errc::warmup_cooling_down with the action's own exception
   /// nested, so it stays reachable.
