@@ -109,12 +109,17 @@ constexpr bool is_constant_expression = requires {
 
 TEST(BulkheadOptions, ABadConstexprConfigurationDoesNotCompile) {
   static_assert(is_constant_expression<decltype([] {
-    return bulkhead<>::validated({.max_concurrent = 5, .max_queue = 64, .max_wait = 2s});
+    stockade::bulkhead_options{.max_concurrent = 5, .max_queue = 64, .max_wait = 2s}.validate();
+    return 0;
   })>);
-  static_assert(!is_constant_expression<decltype(
-                    [] { return bulkhead<>::validated({.max_concurrent = 0}); })>);
-  static_assert(
-      !is_constant_expression<decltype([] { return bulkhead<>::validated({.max_queue = 3}); })>);
+  static_assert(!is_constant_expression<decltype([] {
+    stockade::bulkhead_options{.max_concurrent = 0}.validate();
+    return 0;
+  })>);
+  static_assert(!is_constant_expression<decltype([] {
+    stockade::bulkhead_options{.max_queue = 3}.validate();
+    return 0;
+  })>);
 }
 
 TEST(BulkheadOptions, ConstinitBulkheadIsBuiltAtCompileTime) {

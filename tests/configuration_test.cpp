@@ -698,12 +698,15 @@ TEST(ConstexprConfiguration, BulkheadAndTimeoutsRefuseEachBadValueAtCompileTime)
   static_assert(!compiles_as_constant<[] { return timeout{-5ms}.limit(); }>);
   static_assert(!compiles_as_constant<[] { return timeout{duration::min()}.limit(); }>);
   // detached_timeout owns a shared counter, so it is never a constant; its checks are.
-  static_assert(compiles_as_constant<[] { return detached_timeout<>::validated_limit(1ns); }>);
-  static_assert(!compiles_as_constant<[] { return detached_timeout<>::validated_limit(0ns); }>);
-  static_assert(!compiles_as_constant<[] { return detached_timeout<>::validated_limit(-1s); }>);
-  static_assert(compiles_as_constant<[] { return detached_timeout<>::validated({}); }>);
+  static_assert(compiles_as_constant<[] { return check(stockade::timeout_options{1ns}); }>);
+  static_assert(!compiles_as_constant<[] { return check(stockade::timeout_options{0ns}); }>);
+  static_assert(compiles_as_constant<[] { return check(stockade::detached_timeout_options{}); }>);
+  static_assert(!compiles_as_constant<[] {
+    return check(stockade::detached_timeout_options{.max_abandoned = 0});
+  }>);
+  static_assert(compiles_as_constant<[] { return check(stockade::bulkhead_options{}); }>);
   static_assert(
-      !compiles_as_constant<[] { return detached_timeout<>::validated({.max_abandoned = 0}); }>);
+      !compiles_as_constant<[] { return check(stockade::bulkhead_options{.max_concurrent = 0}); }>);
   SUCCEED();
 }
 

@@ -41,6 +41,26 @@ struct bulkhead_options {
   /// How long a queued caller waits at most (also bounded by its deadline and stop token). Must
   /// be positive exactly when max_queue is; duration::max() means "until the call's deadline".
   duration max_wait = duration::zero();
+
+  /// The most slots or queued callers: the two share one atomic word of the bulkhead.
+  static constexpr std::size_t max_count = 0x7FFF'FFFF;
+
+  /// Refuses a bad configuration (std::invalid_argument naming the field; in a constant
+  /// expression it fails to compile instead).
+  constexpr void validate() const {
+    detail::require(max_concurrent >= 1, "bulkhead", "max_concurrent", "must be at least 1",
+                    max_concurrent);
+    detail::require(max_concurrent <= max_count, "bulkhead", "max_concurrent",
+                    "must be at most 2147483647", max_concurrent);
+    detail::require(max_queue <= max_count, "bulkhead", "max_queue", "must be at most 2147483647",
+                    max_queue);
+    detail::require(max_wait >= duration::zero(), "bulkhead", "max_wait", "must not be negative",
+                    max_wait);
+    detail::require(max_queue == 0 || max_wait > duration::zero(), "bulkhead", "max_wait",
+                    "must be positive when max_queue is positive", max_wait);
+    detail::require(max_wait == duration::zero() || max_queue > 0, "bulkhead", "max_queue",
+                    "must be positive when max_wait is positive", max_queue);
+  }
 };
 
 /// A snapshot of a bulkhead's counters (each read with a relaxed load: consistent on its own,
@@ -77,7 +97,7 @@ class bulkhead {
   /// Refuses a bad configuration (std::invalid_argument naming the field; in a constant
   /// expression, e.g. a constinit bulkhead, it fails to compile instead).
   constexpr explicit bulkhead(bulkhead_options options = {}, Observer observer = Observer{})
-      : options_(validated(options)), observer_(std::move(observer)) {}
+      : options_((options.validate(), options)), observer_(std::move(observer)) {}
 
   bulkhead(const bulkhead&) = delete;
   bulkhead& operator=(const bulkhead&) = delete;
@@ -155,27 +175,9 @@ class bulkhead {
                                                  : detail::duration_text(options_.max_wait));
   }
 
-  /// Checks a configuration without building a bulkhead (constexpr: fails to compile if bad).
-  static constexpr bulkhead_options validated(const bulkhead_options& options) {
-    detail::require(options.max_concurrent >= 1, "bulkhead", "max_concurrent", "must be at least 1",
-                    options.max_concurrent);
-    detail::require(options.max_concurrent <= max_count, "bulkhead", "max_concurrent",
-                    "must be at most 2147483647", options.max_concurrent);
-    detail::require(options.max_queue <= max_count, "bulkhead", "max_queue",
-                    "must be at most 2147483647", options.max_queue);
-    detail::require(options.max_wait >= duration::zero(), "bulkhead", "max_wait",
-                    "must not be negative", options.max_wait);
-    detail::require(options.max_queue == 0 || options.max_wait > duration::zero(), "bulkhead",
-                    "max_wait", "must be positive when max_queue is positive", options.max_wait);
-    detail::require(options.max_wait == duration::zero() || options.max_queue > 0, "bulkhead",
-                    "max_queue", "must be positive when max_wait is positive", options.max_queue);
-    return options;
-  }
-
  private:
   // The state word: low 32 bits are the slots taken, high 32 bits the callers queued. The queued
   // count changes only under mutex_; while it is non-zero, every slot is taken or being handed.
-  static constexpr std::size_t max_count = 0x7FFF'FFFF;
   static constexpr std::uint64_t one_waiter = std::uint64_t{1} << 32;
   static constexpr std::size_t taken(std::uint64_t word) noexcept {
     return static_cast<std::size_t>(word & 0xFFFF'FFFFU);

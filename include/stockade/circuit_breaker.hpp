@@ -33,6 +33,7 @@
 #include "bounds.hpp"
 #include "clock.hpp"
 #include "context.hpp"
+#include "detail/probe_run.hpp"
 #include "detail/validate.hpp"
 #include "detail/with_context.hpp"
 #include "errors.hpp"
@@ -547,25 +548,14 @@ class circuit_breaker {
   /// whatever transitions happen meanwhile) and applies its verdict if the round is still
   /// current; returns the state word after.
   std::uint64_t run_probe(context& ctx, std::uint64_t word, const health_probe& probe) {
-    bool healthy = false;
     time_point due{};
     {
       std::lock_guard lock(mutex_);
       due = probe_due_;
     }
-    {
-      // A context of its own: a probe that runs a pipeline must not overwrite the caller's
-      // attempt, outcome or classifier; and its own deadline (see set_health_probe).
-      context probe_ctx{ctx.clock()};
-      probe_ctx.set_deadline(due).set_name(ctx.name());
-      try {
-        healthy = probe(probe_ctx);
-      } catch (...) {
-        healthy = false;  // a probe that cannot tell says "not healthy"
-      }
-    }
-    const time_point now = ctx.refresh_now();  // the probe took time
-    if (now > due) healthy = false;            // too slow counts as unhealthy
+    // A context of its own: a probe that runs a pipeline must not overwrite the caller's
+    // attempt, outcome or classifier; and its own deadline (see set_health_probe).
+    const auto [healthy, now] = detail::run_probe(probe, ctx, due);
     std::optional<breaker_state_changed> event;
     std::uint64_t current = 0;
     {

@@ -36,6 +36,11 @@ struct detached_timeout_options {
   /// mean the dependency hangs, and more threads would not help it. Polly's pessimistic timeout
   /// has no such bound (its docs warn of the leak); 8 is our choice.
   std::size_t max_abandoned = 8;
+
+  constexpr void validate() const {
+    detail::require(max_abandoned >= 1, "detached_timeout", "max_abandoned", "must be at least 1",
+                    max_abandoned);
+  }
 };
 
 /// Reported when the caller stopped waiting and left a detached call running.
@@ -178,8 +183,10 @@ class detached_timeout {
  public:
   explicit detached_timeout(duration limit, detached_timeout_options options = {},
                             Observer observer = Observer{})
-      : limit_(validated_limit(limit)),
-        options_(validated(options)),
+      : limit_((detail::require(limit > duration::zero(), "detached_timeout", "limit",
+                                "must be positive", limit),
+                limit)),
+        options_((options.validate(), options)),
         observer_(std::move(observer)),
         tracker_(std::make_shared<detail::abandoned_tracker>()) {}
 
@@ -230,17 +237,6 @@ class detached_timeout {
 
   duration limit() const noexcept { return limit_; }
   const detached_timeout_options& options() const noexcept { return options_; }
-
-  static constexpr duration validated_limit(duration limit) {
-    detail::require(limit > duration::zero(), "detached_timeout", "limit", "must be positive",
-                    limit);
-    return limit;
-  }
-  static constexpr detached_timeout_options validated(const detached_timeout_options& options) {
-    detail::require(options.max_abandoned >= 1, "detached_timeout", "max_abandoned",
-                    "must be at least 1", options.max_abandoned);
-    return options;
-  }
 
  private:
   [[noreturn]] static void refuse(context& ctx, errc code) {

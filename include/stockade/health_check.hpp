@@ -23,6 +23,7 @@
 #include "clock.hpp"
 #include "context.hpp"
 #include "detail/duration_text.hpp"
+#include "detail/probe_run.hpp"
 #include "detail/timer_thread.hpp"
 #include "detail/validate.hpp"
 #include "detail/with_context.hpp"
@@ -260,22 +261,11 @@ class health_check {
     const std::uint64_t word = state_.load(std::memory_order_acquire);
     if ((word & fresh_bit) != 0) return (word & healthy_bit) != 0;
 
+    // Bounded by probe_timeout alone (see there), so whatever it says is the dependency's
+    // answer: published below, whoever still waits for it.
     const time_point started = leader.refresh_now();
-    const time_point own_deadline = context::deadline_after(started, options_.probe_timeout);
-    bool healthy = false;
-    {
-      // Bounded by probe_timeout alone (see there), so whatever it says is the dependency's
-      // answer: published below, whoever still waits for it.
-      context probe_ctx{leader.clock()};
-      probe_ctx.set_deadline(own_deadline).set_name(leader.name());
-      try {
-        healthy = probe_(probe_ctx);
-      } catch (...) {
-        healthy = false;
-      }
-    }
-    const time_point finished = leader.refresh_now();
-    if (finished > own_deadline) healthy = false;  // too slow counts as unhealthy
+    const auto [healthy, finished] =
+        detail::run_probe(probe_, leader, context::deadline_after(started, options_.probe_timeout));
 
     publish(healthy);
     detail::notify(observer_, health_probed{healthy, finished - started, leader.name()});

@@ -44,6 +44,10 @@ struct deadline_overrun {
 
 struct timeout_options {
   duration limit;  ///< no default: a timeout's length is the one thing only the caller knows
+
+  constexpr void validate() const {
+    detail::require(limit > duration::zero(), "timeout", "limit", "must be positive", limit);
+  }
 };
 
 /// The timeout layer: `stockade::timeout{2s}`. Cooperative: it cannot stop a callee that does
@@ -52,7 +56,7 @@ template <class Observer = null_observer>
 class timeout {
  public:
   constexpr explicit timeout(duration limit, Observer observer = Observer{})
-      : limit_(validated(limit)), observer_(std::move(observer)) {}
+      : limit_((timeout_options{limit}.validate(), limit)), observer_(std::move(observer)) {}
 
   template <class Next>
   auto invoke(context& ctx, Next&& next) const {
@@ -80,11 +84,6 @@ class timeout {
   }
   std::string describe() const { return "timeout " + detail::duration_text(limit_); }
   constexpr timeout_options options() const noexcept { return {limit_}; }
-
-  static constexpr duration validated(duration limit) {
-    detail::require(limit > duration::zero(), "timeout", "limit", "must be positive", limit);
-    return limit;
-  }
 
  private:
   [[noreturn]] static void reject_past_deadline(context& ctx) {
