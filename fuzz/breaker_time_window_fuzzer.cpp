@@ -213,9 +213,11 @@ struct breaker_model {
   std::size_t failures = 0;
   std::size_t in_flight = 0;
   std::size_t failed_half_opens = 0;
-  // What a half-open refusal hints (the calls here have no deadline): the open duration that
-  // preceded the round, zero once the breaker closed.
+  // What a half-open refusal hints (the calls here have no deadline): as long again as the
+  // round's trials have run (since admitted last went from 0 to 1; at least 1 ms), at most the
+  // open duration that preceded the round, which is all it is while no trial has started.
   duration last_open_for{0};
+  time_point round_started{};
   std::uint64_t rejections = 0;
   std::uint64_t times_opened = 0;
   std::vector<std::string> transitions;
@@ -247,11 +249,11 @@ struct breaker_model {
           break;
         case circuit_state::half_open:
           if (admitted < permits && in_flight < permits) {
-            ++admitted;
+            if (admitted++ == 0) round_started = now;
             ++in_flight;
             return {true, true, epoch, now};
           }
-          return refuse(errc::circuit_open, last_open_for);
+          return refuse(errc::circuit_open, half_open_hint(now));
       }
     }
   }
@@ -311,6 +313,13 @@ struct breaker_model {
     }
   }
 
+  duration half_open_hint(time_point now) const {
+    duration wait = std::max(now > round_started ? now - round_started : duration::zero(),
+                             duration{std::chrono::milliseconds(1)});
+    if (last_open_for > duration::zero()) wait = std::min(wait, last_open_for);
+    return wait;
+  }
+
   admission refuse(errc code, duration retry_after) {
     ++rejections;
     return {false, false, epoch, {}, {ending::kind::stockade_error, code, retry_after}};
@@ -324,6 +333,7 @@ struct breaker_model {
       ++times_opened;
     }
     admitted = successes = failures = 0;
+    round_started = time_point{};
     ++epoch;
     state = to;
   }

@@ -1039,7 +1039,7 @@ TEST(HealthProbe, AProbeLongerThanProbeTimeoutIsUnhealthy) {
   EXPECT_EQ(breaker.state(), circuit_state::open);
 }
 
-TEST(HealthProbe, RefusalWhileItRunsHintsUntilItsTimeout) {
+TEST(HealthProbe, RefusalWhileItRunsHintsAsLongAgainAsItHasRun) {
   manual_clock clock;
   consecutive_breaker breaker{
       {.trip = {.threshold = 1}, .open_for = stockade::constant{5s}, .probe_timeout = 2s}, clock};
@@ -1055,7 +1055,7 @@ TEST(HealthProbe, RefusalWhileItRunsHintsUntilItsTimeout) {
   clock.advance(5s);
   EXPECT_EQ(succeed(breaker, clock), ended::succeeded);
   EXPECT_EQ(nested, ended::open);
-  EXPECT_EQ(hint, 1500ms);  // the probe's verdict is due by then
+  EXPECT_EQ(hint, 500ms);  // at most until its timeout, 1.5 s away
 }
 
 /// The operator actions a probe may run across; each ends in a closed breaker.
@@ -1083,7 +1083,7 @@ TEST_P(ProbeAcrossOperatorActions, NeverRunsTwiceAtOnce) {
   });
   trip(breaker, clock);
   clock.advance(5s);
-  std::thread first([&] { succeed(breaker, clock); });
+  std::thread first([&] { EXPECT_EQ(succeed(breaker, clock), ended::open); });
   first_probing.wait();
   switch (GetParam()) {
     case operator_action::reset:
@@ -1106,9 +1106,11 @@ TEST_P(ProbeAcrossOperatorActions, NeverRunsTwiceAtOnce) {
   EXPECT_GT(hint, stockade::duration::zero());
   release_first.count_down();
   first.join();
-  // The first probe's verdict belonged to a round that was over, so it was dropped; its caller
-  // then found the new round half-open with no probe running and probed it (one at a time).
   EXPECT_EQ(most_at_once.load(), 1);
+  EXPECT_EQ(probes.load(), 1);  // the first caller ran one probe, not a second for the new round
+  // Its verdict belonged to a round that is over: the new round is still open for a probe.
+  EXPECT_EQ(breaker.state(), circuit_state::half_open);
+  EXPECT_EQ(succeed(breaker, clock), ended::succeeded);
   EXPECT_EQ(probes.load(), 2);
   EXPECT_EQ(breaker.state(), circuit_state::closed);
 }
@@ -1118,40 +1120,48 @@ INSTANTIATE_TEST_SUITE_P(EveryAction, ProbeAcrossOperatorActions,
                                            operator_action::isolate_then_reset,
                                            operator_action::disable_then_reset));
 
-TEST(HalfOpen, RefusalHintsUntilTheTrialsDeadline) {
+TEST(HalfOpen, RefusalHintsAsLongAgainAsTheTrialHasRunButNotPastItsDeadline) {
   manual_clock clock;
   consecutive_breaker breaker{consecutive(1, 5s), clock};
   trip(breaker, clock);
   clock.advance(5s);
-  stockade::duration hint{};
-  ended nested = ended::succeeded;
+  stockade::duration early{};
+  stockade::duration late{};
   stockade::context trial{clock};
   trial.set_timeout(2s);
   stockade::pipeline{std::ref(breaker)}(trial, [&] {
-    clock.advance(500ms);
-    nested = call(
-        breaker, clock, [] { return 1; }, nullptr, &hint);
+    clock.advance(300ms);
+    call(
+        breaker, clock, [] { return 1; }, nullptr, &early);
+    clock.advance(1200ms);  // 1.5 s into a trial due by 2 s
+    call(
+        breaker, clock, [] { return 1; }, nullptr, &late);
     return 1;
   });
-  EXPECT_EQ(nested, ended::open);
-  EXPECT_EQ(hint, 1500ms);  // the trial's verdict is due by its deadline
+  EXPECT_EQ(early, 300ms);  // waits double while a slow trial runs, stay short for quick ones
+  EXPECT_EQ(late, 500ms);   // the trial's verdict is due by its deadline
 }
 
-TEST(HalfOpen, RefusalHintsTheOpenDurationWhenTheTrialHasNoDeadline) {
+TEST(HalfOpen, RefusalHintIsAtLeastAMillisecondAndAtMostThePrecedingOpenDuration) {
   manual_clock clock;
   consecutive_breaker breaker{consecutive(1, 5s), clock};
   trip(breaker, clock);
   clock.advance(5s);
-  stockade::duration hint{};
-  call(breaker, clock, [&] {
+  stockade::duration at_once{};
+  stockade::duration much_later{};
+  call(breaker, clock, [&] {  // a trial without a deadline
     call(
-        breaker, clock, [] { return 1; }, nullptr, &hint);
+        breaker, clock, [] { return 1; }, nullptr, &at_once);
+    clock.advance(8s);
+    call(
+        breaker, clock, [] { return 1; }, nullptr, &much_later);
     return 1;
   });
-  EXPECT_EQ(hint, 5s);
+  EXPECT_EQ(at_once, 1ms);
+  EXPECT_EQ(much_later, 5s);
 }
 
-TEST(HalfOpen, AnOuterRetryWaitsForTheTrialsVerdictInsteadOfSpendingItsAttempts) {
+TEST(HalfOpen, AnOuterRetryWaitsItsHintInsteadOfItsBackoff) {
   manual_clock clock{manual_clock::sleeps::wait_for_advance};
   consecutive_breaker breaker{consecutive(1, 5s), clock};
   trip(breaker, clock);
@@ -1186,7 +1196,7 @@ TEST(HalfOpen, AnOuterRetryWaitsForTheTrialsVerdictInsteadOfSpendingItsAttempts)
   caller.join();
   EXPECT_EQ(result, 7);
   EXPECT_EQ(runs, 1);
-  EXPECT_EQ(clock.total_slept(), 2s);  // the hint: until the trial's deadline, not a backoff
+  EXPECT_EQ(clock.total_slept(), 1ms);  // the hint (the trial had just begun), not a backoff
 }
 
 // --- operator controls ------------------------------------------------------------------------

@@ -27,6 +27,8 @@ concept backoff = std::copy_constructible<B> && requires(const B& schedule, int 
   { schedule.delay(retry_number) } -> std::convertible_to<duration>;
 };
 
+struct constant;
+
 namespace detail {
 
 /// `value` nanoseconds as a duration, saturating at `cap` (also for +inf and overflow).
@@ -70,9 +72,7 @@ constexpr duration schedule_cap(const B& schedule) noexcept {
                          { schedule.max_delay } -> std::convertible_to<duration>;
                        }) {
     return schedule.max_delay;
-  } else if constexpr (requires {
-                         { schedule.interval } -> std::convertible_to<duration>;
-                       }) {
+  } else if constexpr (std::same_as<B, constant>) {
     return schedule.interval;
   } else {
     return duration::max();

@@ -256,12 +256,10 @@ class circuit_breaker {
   /// probe_timeout late; a caller that has already given up never starts a probe.
   template <class F>
   void set_health_probe(F probe) {
-    static_assert(detail::takes_context_or_not<F&>,
-                  "a health probe is callable as bool(stockade::context&) or bool()");
-    auto held = std::make_shared<const health_probe>(
-        [check = std::move(probe)](context& ctx) mutable -> bool {
-          return detail::call_with_context(check, ctx);
-        });
+    static_assert(detail::probe_callable<F>,
+                  "a health probe is callable as bool(stockade::context&), bool(), or void "
+                  "(healthy unless it throws)");
+    auto held = std::make_shared<const health_probe>(detail::as_probe(std::move(probe)));
     std::lock_guard lock(mutex_);
     probe_ = std::move(held);
   }
@@ -488,7 +486,7 @@ class circuit_breaker {
           }
           if (probe_) {
             if (probing_) {
-              const duration hint = verdict_hint_locked(probe_due_, ctx.now());
+              const duration hint = verdict_hint_locked(probe_started_, probe_due_, ctx.now());
               lock.unlock();
               reject(ctx, errc::circuit_open, circuit_state::half_open, hint);
             }
@@ -500,15 +498,22 @@ class circuit_breaker {
                      circuit_state::half_open, duration::zero());
             }
             probing_ = true;
-            probe_due_ = context::deadline_after(ctx.now(), options_.probe_timeout);
+            probe_started_ = ctx.now();
+            probe_due_ = context::deadline_after(probe_started_, options_.probe_timeout);
+            const time_point due = probe_due_;
             std::shared_ptr<const health_probe> probe = probe_;
             lock.unlock();
-            word = run_probe(ctx, word, *probe);
+            word = run_probe(ctx, word, *probe, due);
+            const time_point now = ctx.now();
             if (state_of(word) == circuit_state::open) {
-              const time_point now = ctx.now();
               const time_point until = open_until();
               reject(ctx, errc::circuit_open, circuit_state::open,
                      until > now ? until - now : duration::zero());
+            }
+            // The probe's round ended while it ran and another is half-open: that one is the
+            // next caller's to probe. This caller has run its probe (at most probe_timeout).
+            if (state_of(word) == circuit_state::half_open) {
+              reject(ctx, errc::circuit_open, circuit_state::half_open, duration::zero());
             }
             break;
           }
@@ -517,12 +522,12 @@ class circuit_breaker {
           // half_open_permits trial calls at once.
           if (trials_admitted_ < options_.half_open_permits &&
               trials_in_flight_ < options_.half_open_permits) {
-            ++trials_admitted_;
+            if (trials_admitted_++ == 0) trials_started_ = ctx.now();
             ++trials_in_flight_;
             trials_due_ = std::max(trials_due_, ctx.deadline());
             return {word, true};
           }
-          const duration hint = verdict_hint_locked(trials_due_, ctx.now());
+          const duration hint = verdict_hint_locked(trials_started_, trials_due_, ctx.now());
           lock.unlock();
           reject(ctx, errc::circuit_open, circuit_state::half_open, hint);
         }
@@ -547,12 +552,8 @@ class circuit_breaker {
   /// Runs the probe (this thread is the only prober: probing_ stays set until it returns,
   /// whatever transitions happen meanwhile) and applies its verdict if the round is still
   /// current; returns the state word after.
-  std::uint64_t run_probe(context& ctx, std::uint64_t word, const health_probe& probe) {
-    time_point due{};
-    {
-      std::lock_guard lock(mutex_);
-      due = probe_due_;
-    }
+  std::uint64_t run_probe(context& ctx, std::uint64_t word, const health_probe& probe,
+                          time_point due) {
     // A context of its own: a probe that runs a pipeline must not overwrite the caller's
     // attempt, outcome or classifier; and its own deadline (see set_health_probe).
     const auto [healthy, now] = detail::run_probe(probe, ctx, due);
@@ -570,13 +571,17 @@ class circuit_breaker {
     return current;
   }
 
-  /// What a half-open refusal tells the caller to wait: until the round's verdict is due (the
-  /// latest deadline of its trials, or the probe's), so an outer retry comes back once the
-  /// breaker has decided rather than spending its attempts while a trial runs. Unknown (a trial
-  /// without a deadline, or one running past it): the open duration that preceded this round.
-  duration verdict_hint_locked(time_point due, time_point now) const noexcept {
-    if (due > now && due != no_deadline) return due - now;
-    return last_open_for_;
+  /// What a half-open refusal tells the caller to wait, so that an outer retry does not spend
+  /// its attempts while a trial (or the probe) runs: as long again as it has run so far (at
+  /// least 1 ms), so a caller's waits double while a slow trial goes on and stay short while
+  /// trials are quick; never past the verdict's due time (the latest deadline of the round's
+  /// trials, or the probe's), nor longer than the open duration that preceded the round.
+  duration verdict_hint_locked(time_point started, time_point due, time_point now) const noexcept {
+    constexpr duration floor = std::chrono::milliseconds(1);
+    duration wait = std::max(now > started ? now - started : duration::zero(), floor);
+    if (due > now && due < latest_deadline) wait = std::min(wait, due - now);
+    if (last_open_for_ > duration::zero()) wait = std::min(wait, last_open_for_);
+    return wait;
   }
 
   void finish_trial(std::uint64_t word, tally result, context& ctx) noexcept {
@@ -663,6 +668,7 @@ class circuit_breaker {
     trial_successes_ = 0;
     trial_failures_ = 0;
     trials_due_ = time_point{};
+    trials_started_ = time_point{};
     // probing_ is left alone: a probe still running belongs to no round, and it must end
     // before another may start (the probe never runs twice at once).
     since_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
@@ -698,9 +704,11 @@ class circuit_breaker {
   std::size_t trial_successes_ = 0;   // this round
   std::size_t trial_failures_ = 0;    // this round
   std::size_t trials_in_flight_ = 0;  // every round: admitted and not yet finished
+  time_point trials_started_{};       // this round: when its first trial was admitted
   time_point trials_due_{};           // this round: the latest deadline of its trials
   bool probing_ = false;              // a probe runs (cleared only by the probe itself)
-  time_point probe_due_{};            // the running probe's deadline
+  time_point probe_started_{};        // the running probe's start
+  time_point probe_due_{};            // and its deadline
   std::size_t failed_half_opens_ = 0;
   duration last_open_for_{0};
   std::shared_ptr<const health_probe> probe_;

@@ -95,7 +95,8 @@ struct default_rules {
     if (e.is_rejection()) return {verdict::transient, e.retry_after(), true};
     const verdict kind = e.default_verdict();
     if (kind == verdict::permanent) return kind;  // never retried: a hint would mean nothing
-    return {kind, e.retry_after()};
+    // A thrown error is never a success, whatever a category says: it is a transient failure.
+    return {kind == verdict::success ? verdict::transient : kind, e.retry_after()};
   }
 
   static outcome classify_exception(const std::exception_ptr& failure) noexcept {

@@ -25,7 +25,6 @@ enum class errc {
   deadline_already_passed,  ///< the call's deadline had passed before the policy could run it
   cancelled,                ///< the caller's stop token fired while a policy waited (for a slot,
                             ///< a warm-up, a detached call): the callee never ran or was abandoned
-  warmup_cooling_down,      ///< a warm-up failed lately and the gate waits out its cool-down
   // Failures observed by a policy; they describe the dependency, so breakers may count them.
   timeout,               ///< the attempt did not finish before its deadline
   warmup_failed,         ///< the warm-up action failed (this caller ran it or waited for it)
@@ -33,6 +32,8 @@ enum class errc {
   unhealthy,             ///< the health check reported the dependency unhealthy
   resource_closed,       ///< the managed resource was shut down
   injected_fault,        ///< a fault-injection policy failed this call on purpose
+  // A rejection again, added last so the values above keep their numbers.
+  warmup_cooling_down,  ///< a warm-up failed lately and the gate waits out its cool-down
 };
 
 }  // namespace stockade

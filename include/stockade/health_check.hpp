@@ -83,25 +83,9 @@ struct health_status {
 /// What a probe may be: takes `context&` or nothing; returns bool (healthy) or void (healthy
 /// unless it throws). A probe that throws reports "unhealthy".
 template <class P>
-concept health_probe =
-    std::copy_constructible<std::decay_t<P>> && detail::takes_context_or_not < std::decay_t<P>
-& > &&(std::is_void_v<detail::result_with_context_t<std::decay_t<P>&>> ||
-       std::is_convertible_v<detail::result_with_context_t<std::decay_t<P>&>, bool>);
+concept health_probe = detail::probe_callable<P>;
 
 namespace detail {
-
-template <class P>
-std::function<bool(context&)> as_probe(P&& probe) {
-  using F = std::decay_t<P>;
-  return [f = F(std::forward<P>(probe))](context& ctx) mutable -> bool {
-    if constexpr (std::is_void_v<result_with_context_t<F&>>) {
-      call_with_context(f, ctx);
-      return true;
-    } else {
-      return static_cast<bool>(call_with_context(f, ctx));
-    }
-  };
-}
 
 /// A stop request scheduled on a clock that runs `Action` (once) unless disarmed first. For
 /// work that must happen at a time outside any call (a result ageing out) without a thread.
@@ -222,9 +206,9 @@ class health_check {
 
   constexpr const health_check_options& options() const noexcept { return options_; }
 
-  /// A caller that finds the result stale may wait for probes: its own (probe_timeout) and,
-  /// when the callers running one give up at their own deadlines, the next ones, which only
-  /// its deadline ends. Put a timeout outside the health check.
+  /// A caller that finds the result stale may run the probe (at most probe_timeout, whatever its
+  /// own deadline) or wait for another caller's until its deadline, then for the next one: put a
+  /// timeout outside the health check for the waiters.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
     return {inner.attempts,
             bound<duration>::unbounded("health_check: a caller may wait through several callers' "

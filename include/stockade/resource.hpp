@@ -321,8 +321,9 @@ class resource {
 
   constexpr const resource_options& options() const noexcept { return options_; }
 
-  /// Creating and warming up an instance end only at the call's deadline: put a timeout
-  /// outside the resource.
+  /// A caller may wait for another caller to make an instance until its own deadline, and the
+  /// caller that makes one may overrun its deadline by up to warmup_timeout: put a timeout
+  /// outside the resource for the waiters.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
     return {inner.attempts, bound<duration>::unbounded(
                                 "resource: creating and warming up an instance end only at the "

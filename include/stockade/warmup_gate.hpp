@@ -42,8 +42,10 @@ struct warmup_gate_options {
   /// wait for it too: work cut short by one caller's give-up would fail for all, and a warm-up
   /// longer than every caller's deadline would never finish. So the leader may return up to
   /// warmup_timeout after its own deadline; every other caller waits no longer than its own.
-  /// Default 20 s: gRPC's minimum connect timeout (MIN_CONNECT_TIMEOUT), since a warm-up is
-  /// usually a connection being made.
+  /// The action should honour it (ctx.remaining()); one that returns later without failing
+  /// still opens the gate, since it did its work (a late health probe, by contrast, counts as
+  /// unhealthy: its latency is part of its answer). Default 20 s: gRPC's minimum connect timeout
+  /// (MIN_CONNECT_TIMEOUT), since a warm-up is usually a connection being made.
   duration warmup_timeout = std::chrono::seconds(20);
   /// The wait after the n-th consecutive failed warm-up before the next one may run; callers
   /// arriving meanwhile are refused at once (errc::warmup_cooling_down, a rejection: the
@@ -221,8 +223,9 @@ class warmup_gate {
 
   constexpr const warmup_gate_options& options() const noexcept { return options_; }
 
-  /// A caller may wait for a warm-up (its own or another's), which only the call's deadline
-  /// bounds: put a timeout outside the gate.
+  /// A caller may wait for another caller's warm-up until its own deadline, then for the next
+  /// one, and the caller that runs one may overrun its deadline by up to warmup_timeout: put a
+  /// timeout outside the gate for the waiters, and size warmup_timeout for the leader.
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept {
     return {inner.attempts, bound<duration>::unbounded(
                                 "warmup_gate: a caller waits for the warm-up until the call's "

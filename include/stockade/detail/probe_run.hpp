@@ -4,12 +4,38 @@
 // caller's deadline, stop token, attempt, outcome or classifier.
 #pragma once
 
+#include <concepts>
 #include <functional>
+#include <type_traits>
+#include <utility>
 
 #include "../clock.hpp"
 #include "../context.hpp"
+#include "with_context.hpp"
 
 namespace stockade::detail {
+
+/// What a probe may be (the public name is stockade::health_probe): takes `context&` or nothing
+/// and returns bool (healthy) or void (healthy unless it throws).
+template <class P>
+concept probe_callable =
+    std::copy_constructible<std::decay_t<P>> && takes_context_or_not < std::decay_t<P>
+& > &&(std::is_void_v<result_with_context_t<std::decay_t<P>&>> ||
+       std::is_convertible_v<result_with_context_t<std::decay_t<P>&>, bool>);
+
+/// A probe as both engines hold it.
+template <probe_callable P>
+std::function<bool(context&)> as_probe(P&& probe) {
+  using F = std::decay_t<P>;
+  return [f = F(std::forward<P>(probe))](context& ctx) mutable -> bool {
+    if constexpr (std::is_void_v<result_with_context_t<F&>>) {
+      call_with_context(f, ctx);
+      return true;
+    } else {
+      return static_cast<bool>(call_with_context(f, ctx));
+    }
+  };
+}
 
 /// Runs `probe` for `caller` until `deadline`: healthy if it returns true by then; false, an
 /// exception of any type, or an answer after the deadline are unhealthy. Returns the verdict
