@@ -14,6 +14,27 @@
 #include <stockade/errors.hpp>
 #include <stockade/manual_clock.hpp>
 
+// Outside the unnamed namespace: a free operator co_await with internal linkage that nothing
+// calls would be an unneeded declaration to clang.
+namespace deferred_work_types {
+
+// A type with an awaiter's members, one with a member operator co_await, one with a free one.
+struct awaiter_like {
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<> /*unused*/) const noexcept {}
+  int await_resume() const noexcept { return 1; }
+};
+struct member_awaitable {
+  awaiter_like operator co_await() const noexcept { return {}; }
+};
+struct free_awaitable {};
+inline awaiter_like operator co_await(free_awaitable /*unused*/) noexcept { return {}; }
+struct task_like {
+  struct promise_type {};
+};
+
+}  // namespace deferred_work_types
+
 namespace {
 
 using stockade::context;
@@ -159,22 +180,8 @@ TEST(Pipeline, ReturnsTheValueARvalueReferenceNamedMovedOut) {
   EXPECT_TRUE(source.empty());  // moved from, exactly once
 }
 
-// A type with an awaiter's members, one with a member operator co_await, one with a free one.
-struct awaiter_like {
-  bool await_ready() const noexcept { return true; }
-  void await_suspend(std::coroutine_handle<> /*unused*/) const noexcept {}
-  int await_resume() const noexcept { return 1; }
-};
-struct member_awaitable {
-  awaiter_like operator co_await() const noexcept { return {}; }
-};
-struct free_awaitable {};
-awaiter_like operator co_await(free_awaitable /*unused*/) noexcept { return {}; }
-struct task_like {
-  struct promise_type {};
-};
-
 TEST(Pipeline, TellsDeferredWorkFromResults) {
+  using namespace deferred_work_types;
   using stockade::detail::deferred_work;
   static_assert(deferred_work<std::future<int>>);
   static_assert(deferred_work<std::shared_future<int>>);
