@@ -123,8 +123,8 @@ void rejection_open_breaker_through_timeout_and_retry(benchmark::State& state) {
     stockade::pipeline{std::ref(breaker)}([] { return failing_dependency(1); });
   } catch (const std::runtime_error&) {
   }
-  const auto pipeline = stockade::pipeline{stockade::timeout{8s}, stockade::retry{},
-                                           std::ref(breaker)};
+  const auto pipeline =
+      stockade::pipeline{stockade::timeout{8s}, stockade::retry{}, std::ref(breaker)};
   int x = 0;
   for (auto _ : state) {
     try {
