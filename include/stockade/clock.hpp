@@ -25,6 +25,14 @@ inline constexpr time_point no_deadline = time_point::max();
 /// timeout of any length still sets a deadline (context::deadline_after).
 inline constexpr time_point latest_deadline = no_deadline - duration{1};
 
+namespace detail {
+/// at + length, but never past `limit` (no_deadline or latest_deadline) instead of overflowing.
+constexpr time_point add_up_to(time_point at, duration length, time_point limit) noexcept {
+  if (length <= duration::zero()) return at + length;
+  return (limit - at) <= length ? limit : at + length;
+}
+}  // namespace detail
+
 /// What a clock must provide. Implement it to plug in another time source.
 class clock {
  public:

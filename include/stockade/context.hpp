@@ -254,14 +254,12 @@ class context {
   /// at + length, at most no_deadline ("never"): for times that may mean "never", such as an
   /// age limit of duration::max().
   static time_point saturating_add(time_point at, duration length) noexcept {
-    if (length <= duration::zero()) return at + length;
-    return (no_deadline - at) <= length ? no_deadline : at + length;
+    return detail::add_up_to(at, length, no_deadline);
   }
   /// The deadline `length` after `at`: like saturating_add, but at most latest_deadline, so a
   /// limit however long stays a deadline and is never read as "no deadline".
   static time_point deadline_after(time_point at, duration length) noexcept {
-    if (length <= duration::zero()) return at + length;
-    return (latest_deadline - at) <= length ? latest_deadline : at + length;
+    return detail::add_up_to(at, length, latest_deadline);
   }
 
  private:

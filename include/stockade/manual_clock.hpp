@@ -40,8 +40,7 @@ class manual_clock final : public clock {
   /// only a wait without one ("until no_deadline") still waits. A step <= 0 moves nothing.
   void advance(duration step) {
     const time_point at = now();
-    if (step <= duration::zero()) return advance_to(at);
-    advance_to(latest_deadline - at <= step ? latest_deadline : at + step);
+    advance_to(step <= duration::zero() ? at : detail::add_up_to(at, step, latest_deadline));
   }
 
   /// Moves time forward to `when` (at most latest_deadline); a time in the past leaves the clock
