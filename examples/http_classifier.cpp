@@ -63,12 +63,13 @@ int main(int /*argc*/, char** /*argv*/) {  // --quick accepted and ignored
   // A 404 is our mistake: returned at once, never retried.
   std::size_t sent_404 = 0;
   stockade::context second{clock};
-  const http_response missing = policy(second, [&] {
+  const auto answer = policy.try_call(second, [&] {
     ++sent_404;
     return http_response{404, std::nullopt, "no such order"};
   });
+  const http_response& missing = answer.value();
   std::printf("GET /orders/8: %d after %zu request(s), verdict %s\n", missing.status, sent_404,
-              stockade::to_string(second.outcome().kind));
+              stockade::to_string(answer.outcome().kind));
 
   // The 503 asked for 3 s: that hint replaced the first backoff; the 429 had none: 200 ms.
   const bool as_expected = got.status == 200 && sent == 3 && clock.total_slept() == 3200ms &&

@@ -44,12 +44,9 @@ struct outcome_recorder {
   std::optional<stockade::outcome>* seen;
   template <class Next>
   auto invoke(context& ctx, Next&& next) const {
-    try {
-      return next(ctx);
-    } catch (...) {
-      *seen = ctx.outcome_of_current_exception();
-      throw;
-    }
+    auto ended = next(ctx);
+    if (!ended.has_value()) *seen = ended.outcome();
+    return ended;
   }
 };
 
@@ -218,7 +215,8 @@ TEST(Bulkhead, ReportsEachRejectionWithItsReason) {
   auto held = slots.try_acquire();
   context ctx{clock};
   ctx.set_name("db");
-  EXPECT_THROW(slots.invoke(ctx, [](context&) { return 0; }), stockade::error);
+  EXPECT_THROW(stockade::pipeline{std::ref(slots)}(ctx, [](context&) { return 0; }),
+               stockade::error);
   ASSERT_EQ(events.size(), 1U);
   EXPECT_EQ(events[0].why, bulkhead_rejected::reason::full);
   EXPECT_EQ(events[0].name, "db");
@@ -244,7 +242,7 @@ TEST(Bulkhead, QueuedCallersAreServedFirstInFirstOut) {
   for (int id = 0; id < 3; ++id) {
     callers.emplace_back([&, id] {
       context ctx{clock};
-      slots.invoke(ctx, [&](context&) {
+      stockade::pipeline{std::ref(slots)}(ctx, [&](context&) {
         const std::lock_guard lock(order_mutex);
         order.push_back(id);
         return 0;
@@ -269,7 +267,7 @@ TEST(Bulkhead, AReleasedSlotGoesToTheWaiterNotToANewcomer) {
   std::latch let_waiter_finish{1};
   std::jthread waiter([&] {
     context ctx{clock};
-    slots.invoke(ctx, [&](context&) {
+    stockade::pipeline{std::ref(slots)}(ctx, [&](context&) {
       waiter_running.count_down();
       let_waiter_finish.wait();
       return 0;
@@ -293,12 +291,14 @@ TEST(Bulkhead, FullQueueRejectsTheNextCaller) {
   queued_call first;
   std::jthread waiter([&] {
     context ctx{clock};
-    first.refused =
-        error_of([&] { slots.invoke(ctx, [&](context&) { return first.ran = true; }); });
+    first.refused = error_of([&] {
+      stockade::pipeline{std::ref(slots)}(ctx, [&](context&) { return first.ran = true; });
+    });
   });
   ASSERT_TRUE(clock.await_waiting(1));
   context ctx{clock};
-  EXPECT_EQ(error_of([&] { slots.invoke(ctx, [](context&) { return 0; }); }), errc::bulkhead_full);
+  EXPECT_EQ(error_of([&] { stockade::pipeline{std::ref(slots)}(ctx, [](context&) { return 0; }); }),
+            errc::bulkhead_full);
   held.reset();
   waiter.join();
   EXPECT_TRUE(first.ran);
@@ -312,7 +312,9 @@ TEST(Bulkhead, WaiterGivesUpAfterMaxWait) {
   queued_call call;
   std::jthread waiter([&] {
     context ctx{clock};
-    call.refused = error_of([&] { slots.invoke(ctx, [&](context&) { return call.ran = true; }); });
+    call.refused = error_of([&] {
+      stockade::pipeline{std::ref(slots)}(ctx, [&](context&) { return call.ran = true; });
+    });
   });
   ASSERT_TRUE(clock.await_waiting(1));
   clock.advance(99ms);
@@ -335,7 +337,9 @@ TEST(Bulkhead, WaitIsCutByTheCallsDeadline) {
   std::jthread waiter([&] {
     context ctx{clock};
     ctx.set_timeout(50ms);
-    call.refused = error_of([&] { slots.invoke(ctx, [&](context&) { return call.ran = true; }); });
+    call.refused = error_of([&] {
+      stockade::pipeline{std::ref(slots)}(ctx, [&](context&) { return call.ran = true; });
+    });
   });
   ASSERT_TRUE(clock.await_waiting(1));
   clock.advance(50ms);
@@ -350,7 +354,7 @@ TEST(Bulkhead, DeadlineAlreadyPassedIsRefusedWithoutQueueing) {
   auto held = slots.try_acquire();
   context ctx{clock};
   ctx.set_deadline(clock.now());
-  EXPECT_EQ(error_of([&] { slots.invoke(ctx, [](context&) { return 0; }); }),
+  EXPECT_EQ(error_of([&] { stockade::pipeline{std::ref(slots)}(ctx, [](context&) { return 0; }); }),
             errc::bulkhead_wait_exceeded);
   EXPECT_EQ(clock.waiting(), 0U);
 }
@@ -364,7 +368,9 @@ TEST(Bulkhead, StopTokenWakesAWaiter) {
   std::jthread waiter([&] {
     context ctx{clock};
     ctx.set_stop_token(cancel.get_token());
-    call.refused = error_of([&] { slots.invoke(ctx, [&](context&) { return call.ran = true; }); });
+    call.refused = error_of([&] {
+      stockade::pipeline{std::ref(slots)}(ctx, [&](context&) { return call.ran = true; });
+    });
   });
   ASSERT_TRUE(clock.await_waiting(1));
   cancel.request_stop();
@@ -387,7 +393,7 @@ TEST(Bulkhead, LeaverInTheMiddleKeepsTheOthersInOrder) {
       context ctx{clock};
       if (id == 1) ctx.set_stop_token(cancel_second.get_token());
       (void)error_of([&] {
-        slots.invoke(ctx, [&](context&) {
+        stockade::pipeline{std::ref(slots)}(ctx, [&](context&) {
           const std::lock_guard lock(order_mutex);
           order.push_back(id);
           return 0;
@@ -432,7 +438,8 @@ TEST(Bulkhead, AWaiterWhoseWaitFailsLeavesTheQueue) {
   bulkhead slots{{.max_concurrent = 1, .max_queue = 1, .max_wait = 1s}};
   auto held = slots.try_acquire();
   context ctx{clock};
-  EXPECT_THROW(slots.invoke(ctx, [](context&) { return 0; }), std::runtime_error);
+  EXPECT_THROW(stockade::pipeline{std::ref(slots)}(ctx, [](context&) { return 0; }),
+               std::runtime_error);
   EXPECT_EQ(slots.metrics().queued, 0U);
   held.reset();
   EXPECT_EQ(slots.metrics().in_flight, 0U);
@@ -445,8 +452,10 @@ TEST(Bulkhead, EventsCountedByACountersObserver) {
   bulkhead slots{{.max_concurrent = 1}, stockade::observer_ref{seen}};
   auto held = slots.try_acquire();
   context ctx{clock};
-  EXPECT_THROW(slots.invoke(ctx, [](context&) { return 0; }), stockade::error);
-  EXPECT_THROW(slots.invoke(ctx, [](context&) { return 0; }), stockade::error);
+  EXPECT_THROW(stockade::pipeline{std::ref(slots)}(ctx, [](context&) { return 0; }),
+               stockade::error);
+  EXPECT_THROW(stockade::pipeline{std::ref(slots)}(ctx, [](context&) { return 0; }),
+               stockade::error);
   EXPECT_EQ(seen.count(stockade::event_kind::bulkhead_rejected), 2U);
 }
 

@@ -42,15 +42,14 @@ template <class Breaker, class Callee>
 ended call(Breaker& breaker, manual_clock& clock, Callee callee,
            stockade::outcome* rejection = nullptr, stockade::duration* retry_after = nullptr) {
   stockade::context ctx{clock};
+  const auto r = stockade::pipeline{std::ref(breaker)}.try_call(ctx, callee);
+  if (r.has_value()) return ended::succeeded;
+  if (rejection != nullptr) *rejection = r.outcome();
+  if (retry_after != nullptr) *retry_after = r.error().retry_after();
+  if (r.error().code() == stockade::errc::circuit_open) return ended::open;
+  if (r.error().code() == stockade::errc::circuit_isolated) return ended::isolated;
   try {
-    stockade::pipeline{std::ref(breaker)}(ctx, callee);
-    return ended::succeeded;
-  } catch (const stockade::error& e) {
-    if (rejection != nullptr) *rejection = ctx.outcome();
-    if (retry_after != nullptr) *retry_after = e.retry_after();
-    if (e.code() == stockade::errc::circuit_open) return ended::open;
-    if (e.code() == stockade::errc::circuit_isolated) return ended::isolated;
-    throw;
+    r.error().raise();
   } catch (const dependency_down&) {
     return ended::failed;
   }
@@ -975,9 +974,10 @@ TEST(HealthProbe, IsNotRunForACallerWhoseDeadlineHasPassed) {
   const auto policy = stockade::pipeline{std::ref(breaker)};
   stockade::context late{clock};
   late.set_deadline(clock.now());
-  EXPECT_EQ(stockade_test::error_of([&] { policy(late, [] { return 1; }); }),
-            stockade::errc::deadline_already_passed);
-  EXPECT_TRUE(late.outcome().rejected);
+  const auto refused = policy.try_call(late, [] { return 1; });
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), stockade::errc::deadline_already_passed);
+  EXPECT_TRUE(refused.outcome().rejected);
   EXPECT_EQ(probes, 0);
   EXPECT_EQ(breaker.state(), circuit_state::half_open);  // not reopened, open_for not grown
   EXPECT_EQ(breaker.metrics().failed_half_opens, 0U);

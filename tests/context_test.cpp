@@ -204,26 +204,6 @@ TEST(Context, StopTokenOnTheRealClockFiresAtTheDeadline) {
   EXPECT_TRUE(cv.wait(lock, token, [] { return false; }) == false && token.stop_requested());
 }
 
-TEST(Context, ClassifiesTheCurrentExceptionOncePerAttempt) {
-  context ctx;
-  try {
-    throw std::out_of_range("x");
-  } catch (...) {
-    EXPECT_EQ(ctx.outcome_of_current_exception().kind, stockade::verdict::permanent);
-  }
-  try {
-    throw std::runtime_error("y");  // same attempt: the first verdict stands
-  } catch (...) {
-    EXPECT_EQ(ctx.outcome_of_current_exception().kind, stockade::verdict::permanent);
-  }
-  ctx.begin_attempt(2);
-  try {
-    throw std::runtime_error("y");
-  } catch (...) {
-    EXPECT_EQ(ctx.outcome_of_current_exception().kind, stockade::verdict::transient);
-  }
-}
-
 TEST(Context, HandsAResourceToTheCallee) {
   context ctx;
   std::string connection = "conn-1";

@@ -168,10 +168,12 @@ TEST(DetachedTimeout, AbandonedCallsBeyondTheBoundRefuseNewCalls) {
   }
   context next{clock};
   bool ran = false;
-  EXPECT_EQ(error_of([&] { detached.run(next, [&ran] { ran = true; }); }),
-            errc::detached_limit_reached);
+  const auto refused = stockade::pipeline{}.try_call(
+      next, [&](context& inner) { detached.run(inner, [&ran] { ran = true; }); });
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(error_of([&] { refused.error().raise(); }), errc::detached_limit_reached);
   EXPECT_FALSE(ran);
-  EXPECT_TRUE(next.outcome().rejected);
+  EXPECT_TRUE(refused.outcome().rejected);  // the classifier knows it for a rejection
 
   stuck.let_go->count_down();
   ASSERT_TRUE(detached.await_abandoned_at_most(0, patience));

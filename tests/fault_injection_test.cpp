@@ -50,14 +50,9 @@ struct outcome_spy {
   std::vector<stockade::outcome>* seen;
   template <class Next>
   auto invoke(context& ctx, Next&& next) const {
-    try {
-      auto result = next(ctx);
-      seen->push_back(ctx.outcome());
-      return result;
-    } catch (...) {
-      seen->push_back(ctx.outcome_of_current_exception());
-      throw;
-    }
+    auto ended = next(ctx);
+    seen->push_back(ended.outcome());
+    return ended;
   }
 };
 
@@ -158,8 +153,7 @@ TEST(FaultInjection, InjectedExceptionIsClassifiedByThePipelinesClassifier) {
   context ctx;
   EXPECT_THROW(p(ctx, [] { return 1; }), odd_error);
   ASSERT_EQ(seen.size(), 1U);
-  EXPECT_EQ(seen[0].kind, verdict::fatal);
-  EXPECT_EQ(ctx.outcome().kind, verdict::fatal);  // recorded, as the pipeline records a callee's
+  EXPECT_EQ(seen[0].kind, verdict::fatal);  // classified, as the pipeline classifies a callee's
 }
 
 TEST(FaultInjection, ExceptionFactoryMayReturnAnExceptionPtr) {
@@ -206,7 +200,6 @@ TEST(FaultInjection, InjectedResultReplacesTheCalleeAndIsClassifiedByThePipeline
   EXPECT_EQ(executions, 0);
   ASSERT_EQ(seen.size(), 1U);
   EXPECT_EQ(seen[0].kind, verdict::transient);
-  EXPECT_EQ(ctx.outcome().kind, verdict::transient);
   EXPECT_EQ(chaos.injected(fault_kind::result), 1U);
 }
 
@@ -257,7 +250,7 @@ struct classify_void_and_reference_probe {
   std::vector<bool>* matched;
   template <class Next>
   auto invoke(context& ctx, Next&& next) const {
-    using seen = std::invoke_result_t<Next&, context&>;
+    using seen = typename std::invoke_result_t<Next&, context&>::value_type;
     if constexpr (std::is_same_v<seen, stockade::void_result>) {
       const auto verdict_of_void = ctx.classify_result(stockade::void_result{});
       matched->push_back(verdict_of_void.has_value() && verdict_of_void->succeeded());

@@ -208,10 +208,16 @@ struct ledger {
     if (succeeded) ++warmup_successes[generation];
   }
 
-  /// An attempt ended in a stockade::error: which layer refused it?
-  void attribute(const stockade::error& e) {
+  /// An attempt ended in an error a policy raised: which layer refused it?
+  void attribute(const stockade::call_error& failure) {
+    const std::error_code code = failure.code();
+    if (code.category() != stockade::error_category()) {
+      unattributed.fetch_add(1);
+      return;
+    }
+    const auto raised = static_cast<errc>(code.value());
     if (!progress.inside_bulkhead) {
-      switch (e.code()) {
+      switch (raised) {
         case errc::circuit_open:
         case errc::circuit_isolated:
           refused_by_breaker.fetch_add(1);
@@ -227,7 +233,7 @@ struct ledger {
       }
     }
     if (progress.reached_injector) return;  // the dependency (or a fault standing for it)
-    switch (e.code()) {
+    switch (raised) {
       case errc::unhealthy:  // the health check refused
         refused_as_unhealthy.fetch_add(1);
         [[fallthrough]];
@@ -270,15 +276,15 @@ struct count_attempts {
     call_record& call = book->calls[static_cast<std::size_t>(call_id(ctx.name()))];
     if (ctx.attempt() != ++call.attempts_seen) book->attempt_number_mismatches.fetch_add(1);
     progress = {};
-    try {
-      return next(ctx);
-    } catch (const stockade::error& e) {
-      book->attribute(e);
-      throw;
-    } catch (...) {
-      if (!progress.reached_injector) book->unattributed.fetch_add(1);
-      throw;
+    auto ended = next(ctx);
+    if (!ended.has_value()) {
+      if (!ended.error().is_exception()) {
+        book->attribute(ended.error());
+      } else if (!progress.reached_injector) {
+        book->unattributed.fetch_add(1);  // only the dependency (or a fault) throws
+      }
     }
+    return ended;
   }
 };
 

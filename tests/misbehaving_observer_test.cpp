@@ -113,8 +113,10 @@ TEST(ThrowingObserver, BulkheadRefusalStaysARejectionForAnOuterBreaker) {
   const auto held = slots.try_acquire();
   ASSERT_TRUE(held);
   context ctx{clock};
-  EXPECT_EQ(error_of([&] { policy(ctx, [] { return 1; }); }), errc::bulkhead_full);
-  EXPECT_TRUE(ctx.outcome().rejected);
+  const auto refused = policy.try_call(ctx, [] { return 1; });
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), errc::bulkhead_full);
+  EXPECT_TRUE(refused.outcome().rejected);
   EXPECT_EQ(breaker.state(), stockade::circuit_state::closed);  // threshold 1, not counted
   EXPECT_EQ(observer.count(event_kind::bulkhead_rejected), 1U);
 }

@@ -49,12 +49,9 @@ struct outcome_recorder {
   std::optional<stockade::outcome>* seen;
   template <class Next>
   auto invoke(context& ctx, Next&& next) const {
-    try {
-      return next(ctx);
-    } catch (...) {
-      *seen = ctx.outcome_of_current_exception();
-      throw;
-    }
+    auto ended = next(ctx);
+    if (!ended.has_value()) *seen = ended.outcome();
+    return ended;
   }
 };
 
@@ -64,11 +61,8 @@ struct three_attempts {
   auto invoke(context& ctx, Next&& next) const {
     for (int attempt = 1;; ++attempt) {
       ctx.begin_attempt(attempt);
-      try {
-        return next(ctx);
-      } catch (...) {
-        if (attempt == 3) throw;
-      }
+      auto ended = next(ctx);
+      if (ended.has_value() || attempt == 3) return ended;
     }
   }
 };

@@ -14,7 +14,8 @@ struct http_response {
 
 struct db_error : std::runtime_error {
   std::string sqlstate;
-  explicit db_error(std::string state) : std::runtime_error("db error"), sqlstate(std::move(state)) {}
+  explicit db_error(std::string state)
+      : std::runtime_error("db error"), sqlstate(std::move(state)) {}
 };
 
 using stockade::verdict;
@@ -50,10 +51,11 @@ int main() {
               stockade::to_string(reconnect.kind), stockade::to_string(duplicate.kind));
 
   // The same classifier, chosen for a pipeline: every attempt is classified by it, once.
+  // try_call returns what the call came to with its outcome, and throws nothing.
   const auto policy = stockade::pipeline{stockade::pass_through{}}.classify_with(classify);
-  stockade::context ctx;
-  policy(ctx, [] { return http_response{503, 0}; });
+  const auto unavailable = policy.try_call([] { return http_response{503, 0}; });
   const bool ok = throttled.kind == verdict::transient && reconnect.kind == verdict::fatal &&
-                  duplicate.kind == verdict::permanent && ctx.outcome().kind == verdict::transient;
+                  duplicate.kind == verdict::permanent &&
+                  unavailable.outcome().kind == verdict::transient;
   return ok ? 0 : 1;
 }

@@ -87,14 +87,13 @@ TEST(SqlstateClassifier, PipelineRetriesTransientAndStopsAtPermanent) {
 
   calls = 0;
   stockade::context second{clock};
-  EXPECT_THROW(policy(second,
-                      [&]() -> int {
-                        ++calls;
-                        throw pg::error("23505", "duplicate key value");
-                      }),
-               pg::error);
+  const auto duplicate = policy.try_call(second, [&]() -> int {
+    ++calls;
+    throw pg::error("23505", "duplicate key value");
+  });
+  EXPECT_THROW(duplicate.error().raise(), pg::error);
   EXPECT_EQ(calls, 1);
-  EXPECT_EQ(second.outcome().kind, verdict::permanent);
+  EXPECT_EQ(duplicate.outcome().kind, verdict::permanent);
 }
 
 TEST(SqlstateClassifier, PipelineRunsResetActionOnFatal) {

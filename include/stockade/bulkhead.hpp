@@ -23,6 +23,7 @@
 #include "detail/waiter_queue.hpp"
 #include "errors.hpp"
 #include "events.hpp"
+#include "result.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -131,17 +132,24 @@ class bulkhead {
   };
 
   /// The policy: holds a slot while the layers inside (and the callee) run.
+  /// Refused, it returns bulkhead_full, bulkhead_wait_exceeded or cancelled (all rejections).
   template <class Next>
   auto invoke(context& ctx, Next&& next) {
-    const slot held = acquire(ctx);
+    using result_type = std::invoke_result_t<Next&, context&>;
+    errc refused{};
+    if (!take_free_slot() && !wait_for_slot(ctx, refused)) [[unlikely]] {
+      return result_type::raised(call_error(refused));
+    }
+    const slot held{*this};
     return std::forward<Next>(next)(ctx);
   }
 
   /// Takes a slot, waiting in the queue if the options allow; throws stockade::error
   /// (bulkhead_full, bulkhead_wait_exceeded or cancelled; all rejections) when refused.
   [[nodiscard]] slot acquire(context& ctx) {
-    if (take_free_slot()) return slot{*this};
-    return acquire_contended(ctx);
+    errc refused{};
+    if (take_free_slot() || wait_for_slot(ctx, refused)) return slot{*this};
+    throw error(refused);
   }
 
   /// Takes a free slot if one is free and nobody waits; never waits, never counts a rejection.
@@ -236,12 +244,15 @@ class bulkhead {
     }
   }
 
-  slot acquire_contended(context& ctx) {
+  /// No free slot at first sight: waits in the queue for one as the options allow. True once
+  /// this caller holds a slot (the caller makes the slot object); false when refused, with the
+  /// rejection's code in `refused`.
+  bool wait_for_slot(context& ctx, errc& refused) {
     using reason = bulkhead_rejected::reason;
-    if (options_.max_queue == 0) reject(ctx, reason::full, duration::zero());
+    if (options_.max_queue == 0) return refuse(ctx, reason::full, duration::zero(), refused);
     const time_point start = ctx.refresh_now();
     if (ctx.has_deadline() && start >= ctx.deadline()) {
-      reject(ctx, reason::wait_exceeded, duration::zero());
+      return refuse(ctx, reason::wait_exceeded, duration::zero(), refused);
     }
 
     // Built before the queued count is raised: building it may throw (the condition variable
@@ -256,11 +267,11 @@ class bulkhead {
         if (state_.compare_exchange_weak(word, word + 1, std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
           note_in_flight(taken(word) + 1);
-          return slot{*this};
+          return true;
         }
       } else if (waiting(word) >= options_.max_queue) {
         lock.unlock();
-        reject(ctx, reason::full, duration::zero());
+        return refuse(ctx, reason::full, duration::zero(), refused);
       } else if (state_.compare_exchange_weak(word, word + one_waiter, std::memory_order_relaxed,
                                               std::memory_order_relaxed)) {
         break;
@@ -283,13 +294,13 @@ class bulkhead {
       }
       throw;
     }
-    if (granted) return slot{*this};  // the releaser counted the slot as ours, and the peak
+    if (granted) return true;  // the releaser counted the slot as ours, and the peak
     leave_queue(self);
     lock.unlock();
     const duration waited = ctx.now() - start;
-    reject(ctx,
-           ctx.caller_stop_token().stop_requested() ? reason::cancelled : reason::wait_exceeded,
-           waited);
+    return refuse(
+        ctx, ctx.caller_stop_token().stop_requested() ? reason::cancelled : reason::wait_exceeded,
+        waited, refused);
   }
 
   void leave_queue(waiter& self) noexcept {  // under mutex_, for a waiter not handed a slot
@@ -297,21 +308,24 @@ class bulkhead {
     state_.fetch_sub(one_waiter, std::memory_order_relaxed);
   }
 
-  [[noreturn]] void reject(context& ctx, bulkhead_rejected::reason why, duration waited) {
+  bool refuse(context& ctx, bulkhead_rejected::reason why, duration waited,
+              errc& refused) noexcept {
     rejected_.fetch_add(1, std::memory_order_relaxed);
-    ctx.set_outcome(outcome{verdict::transient, duration::zero(), /*by_policy=*/true});
     const std::uint64_t word = state_.load(std::memory_order_relaxed);
     detail::notify(observer_,
                    bulkhead_rejected{why, ctx.name(), taken(word), waiting(word), waited});
     switch (why) {
       case bulkhead_rejected::reason::full:
-        throw error(errc::bulkhead_full);
+        refused = errc::bulkhead_full;
+        return false;
       case bulkhead_rejected::reason::wait_exceeded:
-        throw error(errc::bulkhead_wait_exceeded);
+        refused = errc::bulkhead_wait_exceeded;
+        return false;
       case bulkhead_rejected::reason::cancelled:
         break;
     }
-    throw error(errc::cancelled);
+    refused = errc::cancelled;
+    return false;
   }
 
   bulkhead_options options_;

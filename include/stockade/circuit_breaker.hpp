@@ -39,6 +39,7 @@
 #include "errors.hpp"
 #include "events.hpp"
 #include "random.hpp"
+#include "result.hpp"
 #include "trip_strategy.hpp"
 #include "verdict.hpp"
 
@@ -218,8 +219,8 @@ class circuit_breaker {
   circuit_breaker& operator=(const circuit_breaker&) = delete;
   ~circuit_breaker() = default;
 
-  /// The policy: runs `next` if the state allows, counts its outcome, or throws
-  /// stockade::error(errc::circuit_open or errc::circuit_isolated, retry_after).
+  /// The policy: runs `next` if the state allows and counts its outcome, or refuses with
+  /// errc::circuit_open or errc::circuit_isolated (a rejection with a retry-after hint).
   template <class Next>
   auto invoke(context& ctx, Next&& next) {
     const std::uint64_t word = state_.load(std::memory_order_acquire);
@@ -328,7 +329,9 @@ class circuit_breaker {
 
   struct admission {
     std::uint64_t word;
-    bool trial;
+    bool trial = false;
+    errc refused{};  // errc{}: let in
+    duration retry_after{};
   };
 
   /// Returns a half-open permit when it goes out of scope, as "ignored" unless finish() gave
@@ -377,24 +380,14 @@ class circuit_breaker {
     return tally::ignored;
   }
 
-  static const outcome& returned_outcome(const context& ctx) noexcept {
-    static constexpr outcome success{};
-    return ctx.has_outcome() ? ctx.outcome() : success;
-  }
-
   // --- closed and disabled: the hot path -----------------------------------------------------
   template <class Next>
   auto run_counted(context& ctx, Next& next, std::uint64_t word) {
     time_point started{};
     if constexpr (Trip::measures_duration) started = ctx.now();
-    try {
-      auto result = next(ctx);
-      record_closed(ctx, word, returned_outcome(ctx), started);
-      return result;
-    } catch (...) {
-      record_closed(ctx, word, ctx.outcome_of_current_exception(), started);
-      throw;
-    }
+    auto ended = next(ctx);
+    record_closed(ctx, word, ended.outcome(), started);
+    return ended;
   }
 
   void record_closed(context& ctx, std::uint64_t word, const outcome& result, time_point started) {
@@ -433,19 +426,19 @@ class circuit_breaker {
   // --- open, half-open, isolated -------------------------------------------------------------
   template <class Next>
   auto run_guarded(context& ctx, Next& next, std::uint64_t word) {
+    using result_type = std::invoke_result_t<Next&, context&>;
     const admission let_in = admit(ctx, word);
+    if (let_in.refused != errc{}) {
+      return result_type::raised(call_error(let_in.refused, let_in.retry_after));
+    }
     if (!let_in.trial) return run_counted(ctx, next, let_in.word);
+    // The permit goes back as "ignored" if next throws (a policy's own failure inside).
     trial_permit permit(*this, ctx, let_in.word);
     time_point started{};
     if constexpr (Trip::measures_duration) started = ctx.now();
-    try {
-      auto result = next(ctx);
-      permit.finish(judge_trial(ctx, returned_outcome(ctx), started));
-      return result;
-    } catch (...) {
-      permit.finish(judge_trial(ctx, ctx.outcome_of_current_exception(), started));
-      throw;
-    }
+    auto ended = next(ctx);
+    permit.finish(judge_trial(ctx, ended.outcome(), started));
+    return ended;
   }
 
   /// A trial fails on a failure verdict and, with a slow-call strategy, also when it is slow:
@@ -461,19 +454,21 @@ class circuit_breaker {
   }
 
   /// Decides what happens to a call that found the breaker not closed: a trial permit, a
-  /// counted call (the breaker closed meanwhile, or the probe passed), or a rejection (thrown).
+  /// counted call (the breaker closed meanwhile, or the probe passed), or a rejection.
   admission admit(context& ctx, std::uint64_t word) {
     for (;;) {
       switch (state_of(word)) {
         case circuit_state::closed:
         case circuit_state::disabled:
-          return {word, false};
+          return {word};
         case circuit_state::isolated:
-          reject(ctx, errc::circuit_isolated, circuit_state::isolated, duration::zero());
+          return reject(ctx, errc::circuit_isolated, circuit_state::isolated, duration::zero());
         case circuit_state::open: {
           const time_point now = ctx.now();
           const time_point until = open_until();
-          if (now < until) reject(ctx, errc::circuit_open, circuit_state::open, until - now);
+          if (now < until) {
+            return reject(ctx, errc::circuit_open, circuit_state::open, until - now);
+          }
           word = begin_half_open(word, now);
           break;
         }
@@ -488,14 +483,15 @@ class circuit_breaker {
             if (probing_) {
               const duration hint = verdict_hint_locked(probe_started_, probe_due_, ctx.now());
               lock.unlock();
-              reject(ctx, errc::circuit_open, circuit_state::half_open, hint);
+              return reject(ctx, errc::circuit_open, circuit_state::half_open, hint);
             }
             // A probe run for a caller that has given up would report the caller, not the
             // dependency; the round stays half-open for the next caller.
             if (ctx.stop_requested() || ctx.expired()) {
               lock.unlock();
-              reject(ctx, ctx.stop_requested() ? errc::cancelled : errc::deadline_already_passed,
-                     circuit_state::half_open, duration::zero());
+              return reject(ctx,
+                            ctx.stop_requested() ? errc::cancelled : errc::deadline_already_passed,
+                            circuit_state::half_open, duration::zero());
             }
             probing_ = true;
             probe_started_ = ctx.now();
@@ -507,13 +503,13 @@ class circuit_breaker {
             const time_point now = ctx.now();
             if (state_of(word) == circuit_state::open) {
               const time_point until = open_until();
-              reject(ctx, errc::circuit_open, circuit_state::open,
-                     until > now ? until - now : duration::zero());
+              return reject(ctx, errc::circuit_open, circuit_state::open,
+                            until > now ? until - now : duration::zero());
             }
             // The probe's round ended while it ran and another is half-open: that one is the
             // next caller's to probe. This caller has run its probe (at most probe_timeout).
             if (state_of(word) == circuit_state::half_open) {
-              reject(ctx, errc::circuit_open, circuit_state::half_open, duration::zero());
+              return reject(ctx, errc::circuit_open, circuit_state::half_open, duration::zero());
             }
             break;
           }
@@ -529,7 +525,7 @@ class circuit_breaker {
           }
           const duration hint = verdict_hint_locked(trials_started_, trials_due_, ctx.now());
           lock.unlock();
-          reject(ctx, errc::circuit_open, circuit_state::half_open, hint);
+          return reject(ctx, errc::circuit_open, circuit_state::half_open, hint);
         }
       }
     }
@@ -612,11 +608,10 @@ class circuit_breaker {
     emit(event);
   }
 
-  [[noreturn]] void reject(context& ctx, errc code, circuit_state seen, duration retry_after) {
+  admission reject(context& ctx, errc code, circuit_state seen, duration retry_after) noexcept {
     rejections_.fetch_add(1, std::memory_order_relaxed);
-    ctx.set_outcome(outcome{verdict::transient, retry_after, true});
     detail::notify(observer_, breaker_rejected{options_.name, ctx.name(), seen, retry_after});
-    throw error(code, retry_after);
+    return {state_.load(std::memory_order_relaxed), false, code, retry_after};
   }
 
   // --- transitions (under mutex_) ------------------------------------------------------------

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "errors.hpp"
+#include "result.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -80,6 +81,26 @@ concept expected_like = requires(const R& r) {
   r.error();
 };
 
+/// Inside a handler that caught `const E& e`: the same exception object as a `To` if it is one,
+/// else null; `unknown` is set when that cannot be told without rethrowing (E is not a class
+/// with virtual functions and To is not a base of it). Mirrors what a catch clause for To would
+/// match: public, unambiguous bases only.
+template <class To, class E>
+const To* also_as(const E& e, bool& unknown) noexcept {
+  if constexpr (std::is_convertible_v<const E*, const To*>) {
+    return &e;
+  } else if constexpr (std::is_class_v<To> != std::is_class_v<E>) {
+    return nullptr;  // a class object and a non-class one are never the same exception
+  } else if constexpr (std::is_class_v<To> && std::is_polymorphic_v<E>) {
+    return dynamic_cast<const To*>(&e);
+  } else if constexpr (std::is_arithmetic_v<E> || std::is_enum_v<E>) {
+    return nullptr;  // only a handler of its own type matches it (the first case)
+  } else {
+    unknown = true;
+    return nullptr;
+  }
+}
+
 }  // namespace detail
 
 /// The defaults, in one place (docs/classifier.md explains each):
@@ -90,13 +111,10 @@ concept expected_like = requires(const R& r) {
 ///   permanent, the caller's mistake.
 /// - any other exception, of any type: transient.
 /// - a returned expected-like value without a value: transient; any other value: success.
+/// - a returned stockade::result (a nested pipeline's try_call): its own outcome.
 struct default_rules {
   static outcome classify_stockade_error(const error& e) noexcept {
-    if (e.is_rejection()) return {verdict::transient, e.retry_after(), true};
-    const verdict kind = e.default_verdict();
-    if (kind == verdict::permanent) return kind;  // never retried: a hint would mean nothing
-    // A thrown error is never a success, whatever a category says: it is a transient failure.
-    return {kind == verdict::success ? verdict::transient : kind, e.retry_after()};
+    return detail::outcome_of_policy_error(e.category(), e.error_code().value(), e.retry_after());
   }
 
   static outcome classify_exception(const std::exception_ptr& failure) noexcept {
@@ -113,7 +131,9 @@ struct default_rules {
 
   template <class R>
   static constexpr outcome classify_result(const R& result) noexcept {
-    if constexpr (detail::expected_like<R>) {
+    if constexpr (result_type<R>) {
+      return result.outcome();
+    } else if constexpr (detail::expected_like<R>) {
       return result.has_value() ? verdict::success : verdict::transient;
     } else {
       return verdict::success;
@@ -139,15 +159,32 @@ class classifier {
     return classify_exception(std::current_exception());
   }
 
+  /// Classifies a captured exception: one rethrow, caught by the same ladder as run_classified.
   outcome classify_exception(const std::exception_ptr& failure) const {
-    // Policies' rejections first, so no user rule can hide them.
+    return run_classified([&]() -> result<void_result> { std::rethrow_exception(failure); })
+        .outcome();
+  }
+
+  /// Runs `attempt` (which returns a stockade::result<T>) inside one ladder of handlers, one per
+  /// exception rule, so that what it throws is classified where it is caught, without being
+  /// thrown again: the first rule whose type matches decides, and a rule that declines
+  /// (nullopt) passes it on to the later rules by casting, not by rethrowing. Returns what
+  /// `attempt` returned, or the exception (std::exception_ptr, the object unchanged) with its
+  /// outcome. A rule that throws fails the attempt with its own exception, as permanent: a bug in
+  /// the caller's rules is never retried nor counted against the dependency.
+  template <class Attempt>
+  auto run_classified(Attempt&& attempt) const -> std::invoke_result_t<Attempt&> {
+    using returned = std::invoke_result_t<Attempt&>;
+    static_assert(result_type<returned>, "run_classified: the attempt returns a stockade::result");
     try {
-      std::rethrow_exception(failure);
+      return nest<sizeof...(Rules)>(attempt);
     } catch (const error& e) {
-      if (e.is_rejection()) return default_rules::classify_stockade_error(e);
+      return caught<returned>([&] { return default_rules::classify_stockade_error(e); });
+    } catch (const std::logic_error&) {
+      return caught<returned>([] { return outcome(verdict::permanent); });
     } catch (...) {
+      return caught<returned>([] { return outcome(verdict::transient); });
     }
-    return match_exception<0>(failure);
   }
 
   template <class R>
@@ -157,11 +194,81 @@ class classifier {
 
  private:
   template <std::size_t I>
+  using rule_t = std::tuple_element_t<I, std::tuple<Rules...>>;
+
+  /// The handlers for rules K-1 down to 0 around `attempt`, rule 0 innermost so that it is
+  /// tried first.
+  template <std::size_t K, class Attempt>
+  auto nest(Attempt& attempt) const -> std::invoke_result_t<Attempt&> {
+    if constexpr (K == 0) {
+      return attempt();
+    } else if constexpr (!detail::exception_rule_type<rule_t<K - 1>>) {
+      return nest<K - 1>(attempt);
+    } else {
+      using returned = std::invoke_result_t<Attempt&>;
+      try {
+        return nest<K - 1>(attempt);
+      } catch (const typename rule_t<K - 1>::exception_type& e) {
+        return caught<returned>([&] { return decide_caught<K - 1>(e); });
+      }
+    }
+  }
+
+  /// Inside a handler: the failure with the outcome `decide` gives, or the rule's own
+  /// exception if deciding threw.
+  template <class Returned, class Decide>
+  static Returned caught(Decide&& decide) noexcept {
+    std::exception_ptr thrown = std::current_exception();
+    try {
+      const outcome decided = decide();
+      return Returned(call_error(std::move(thrown)), decided);
+    } catch (...) {
+      return Returned(call_error(std::current_exception()), outcome(verdict::permanent));
+    }
+  }
+
+  /// The outcome of exception `e`, caught by the handler of rule I: rejections first, then rule
+  /// I and the rules after it, then the defaults.
+  template <std::size_t I, class E>
+  outcome decide_caught(const E& e) const {
+    bool unknown = false;
+    if (const error* own = detail::also_as<error>(e, unknown); own && own->is_rejection()) {
+      return default_rules::classify_stockade_error(*own);
+    }
+    if (unknown) return match_exception<I>(std::current_exception());
+    return decide_from<I>(e);
+  }
+
+  template <std::size_t J, class E>
+  outcome decide_from(const E& e) const {
+    bool unknown = false;
+    if constexpr (J == sizeof...(Rules)) {
+      if (const error* own = detail::also_as<error>(e, unknown)) {
+        return default_rules::classify_stockade_error(*own);
+      }
+      if (detail::also_as<std::logic_error>(e, unknown) != nullptr) return verdict::permanent;
+      if (unknown) return default_rules::classify_exception(std::current_exception());
+      return verdict::transient;
+    } else {
+      if constexpr (detail::exception_rule_type<rule_t<J>>) {
+        const auto* as_rule = detail::also_as<typename rule_t<J>::exception_type>(e, unknown);
+        if (unknown) return match_exception<J>(std::current_exception());
+        if (as_rule != nullptr) {
+          if (auto decided = detail::as_decision(std::get<J>(rules_)(*as_rule))) return *decided;
+        }
+      }
+      return decide_from<J + 1>(e);
+    }
+  }
+
+  /// Rules I and on by rethrowing, one rule at a time: only for a thrown object whose type a
+  /// handler cannot inspect further (see detail::also_as), e.g. an int.
+  template <std::size_t I>
   outcome match_exception(const std::exception_ptr& failure) const {
     if constexpr (I == sizeof...(Rules)) {
       return default_rules::classify_exception(failure);
     } else {
-      using rule = std::tuple_element_t<I, std::tuple<Rules...>>;
+      using rule = rule_t<I>;
       if constexpr (detail::exception_rule_type<rule>) {
         std::optional<outcome> decided;
         try {

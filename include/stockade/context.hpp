@@ -1,5 +1,6 @@
 // One context per call, passed by reference through every layer of a pipeline: attempt number,
-// deadline, stop token, clock, the attempt's outcome and a name for events.
+// deadline, stop token, clock and a name for events. What an attempt came to is not here: each
+// layer returns it (stockade::result).
 // Invariant: every wait a policy makes goes through the context, so it is bounded by the call's
 // deadline and stop token, and the cached "now" is re-read after it.
 #pragma once
@@ -180,33 +181,13 @@ class context {
     return result;
   }
 
-  // --- attempts and their outcome ------------------------------------------------------------
+  // --- attempts ----------------------------------------------------------------------------
   /// 1 for the first attempt; a retry layer counts up.
   int attempt() const noexcept { return attempt_; }
-  /// Starts an attempt: sets its number, forgets the last outcome and the cached time.
+  /// Starts an attempt: sets its number and forgets the cached time.
   void begin_attempt(int number) noexcept {
     attempt_ = number;
-    has_outcome_ = false;  // outcome_ itself is left as is: nobody reads it until it is set
     forget_now();
-  }
-
-  bool has_outcome() const noexcept { return has_outcome_; }
-  /// The outcome of the current attempt, as classified (valid once has_outcome()).
-  const stockade::outcome& outcome() const noexcept { return outcome_; }
-  void set_outcome(const stockade::outcome& result) noexcept {
-    outcome_ = result;
-    has_outcome_ = true;
-  }
-  /// Sets the retry-after hint of the current outcome, once it is set (e.g. from a server's
-  /// Retry-After header read by the callee's wrapper).
-  void set_retry_after(duration hint) noexcept { outcome_.retry_after = hint; }
-
-  /// The outcome of the exception being handled. Call it only inside a catch block. Returns the
-  /// outcome already recorded for this attempt if there is one, so each attempt is classified
-  /// exactly once however many layers ask.
-  const stockade::outcome& outcome_of_current_exception() {
-    if (!has_outcome_) set_outcome(classify_exception(std::current_exception()));
-    return outcome_;
   }
 
   /// Used by the pipeline: which classifier decides this call's outcomes, and how.
@@ -268,13 +249,11 @@ class context {
   stockade::clock* clock_ = nullptr;  // null: the real clock, read without a virtual call
   time_point now_{};
   bool now_is_fresh_ = false;
-  bool has_outcome_ = false;
   int attempt_ = 1;
   time_point deadline_ = no_deadline;
   std::stop_token caller_stop_;
   detail::deadline_stop base_stop_;
   detail::deadline_stop* stop_ = &base_stop_;
-  stockade::outcome outcome_{};
   const void* classifier_ = nullptr;
   const detail::classifier_binding* binding_ = &detail::default_classifier_binding;
   std::string_view name_;
@@ -284,6 +263,12 @@ class context {
 
 /// Narrows a context's deadline for its lifetime (a timeout layer's scope), then restores it.
 /// An inner scope can only shorten the deadline, never extend it.
+// g++ 12 warns that the context keeps the address of this scope's stop state; the destructor
+// puts the previous one back before the scope ends, which the warning cannot see.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
 class deadline_scope {
  public:
   deadline_scope(context& ctx, time_point deadline) noexcept
@@ -313,5 +298,8 @@ class deadline_scope {
   bool narrowed_;
   detail::deadline_stop own_stop_;
 };
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
 
 }  // namespace stockade

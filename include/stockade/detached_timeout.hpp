@@ -239,10 +239,8 @@ class detached_timeout {
   const detached_timeout_options& options() const noexcept { return options_; }
 
  private:
-  [[noreturn]] static void refuse(context& ctx, errc code) {
-    ctx.set_outcome(outcome{verdict::transient, duration::zero(), /*by_policy=*/true});
-    throw error(code);
-  }
+  // A callee's refusal is its exception; the classifier knows it for a rejection.
+  [[noreturn]] static void refuse(context& /*ctx*/, errc code) { throw error(code); }
 
   duration limit_;
   detached_timeout_options options_;

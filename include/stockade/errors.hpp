@@ -123,6 +123,29 @@ class error_category_impl final : public policy_error_category {
                                                             : verdict::transient;
   }
 };
+
+/// The family of `code`, which must derive from policy_error_category (else
+/// std::invalid_argument), so that its rejections are known.
+inline const policy_error_category& policy_family_of(const std::error_code& code) {
+  const auto* family = dynamic_cast<const policy_error_category*>(&code.category());
+  if (family == nullptr) {
+    throw std::invalid_argument(std::string("stockade: the error category \"") +
+                                code.category().name() +
+                                "\" does not derive from stockade::policy_error_category");
+  }
+  return *family;
+}
+
+/// How the default rules classify an error a policy raised: a rejection stays a rejection
+/// (transient, flagged, with its hint); any other code gets its family's verdict, and a thrown
+/// or returned error is never a success (read as transient).
+inline outcome outcome_of_policy_error(const policy_error_category& family, int code,
+                                       std::chrono::nanoseconds retry_after) noexcept {
+  if (family.is_rejection(code)) return {verdict::transient, retry_after, true};
+  const verdict kind = family.verdict_of(code);
+  if (kind == verdict::permanent) return kind;  // never retried: a hint would mean nothing
+  return {kind == verdict::success ? verdict::transient : kind, retry_after};
+}
 }  // namespace detail
 
 inline const policy_error_category& error_category() noexcept {
@@ -146,10 +169,13 @@ class error : public std::runtime_error {
   /// An error of another family of policies: `code`'s category must derive from
   /// policy_error_category (else std::invalid_argument), so that its rejections are known.
   explicit error(const std::error_code& code, std::chrono::nanoseconds retry_after = {})
-      : error(code.value(), family_of(code), code.message(), retry_after) {}
+      : error(code.value(), detail::policy_family_of(code), code.message(), retry_after) {}
   error(const std::error_code& code, const std::string& what,
         std::chrono::nanoseconds retry_after = {})
-      : error(code.value(), family_of(code), what, retry_after) {}
+      : error(code.value(), detail::policy_family_of(code), what, retry_after) {}
+  /// An error of `family`, code `code`, its message the family's.
+  error(const policy_error_category& family, int code, std::chrono::nanoseconds retry_after = {})
+      : error(code, family, family.message(code), retry_after) {}
   /// The same from an error-code enum of such a family (std::is_error_code_enum).
   template <class Enum>
   requires(std::is_error_code_enum_v<Enum> &&
@@ -174,16 +200,6 @@ class error : public std::runtime_error {
   error(int value, const policy_error_category& family, const What& what,
         std::chrono::nanoseconds retry_after)
       : std::runtime_error(what), value_(value), family_(&family), retry_after_(retry_after) {}
-
-  static const policy_error_category& family_of(const std::error_code& code) {
-    const auto* family = dynamic_cast<const policy_error_category*>(&code.category());
-    if (family == nullptr) {
-      throw std::invalid_argument(std::string("stockade::error: the category \"") +
-                                  code.category().name() +
-                                  "\" does not derive from stockade::policy_error_category");
-    }
-    return *family;
-  }
 
   int value_;
   const policy_error_category* family_;

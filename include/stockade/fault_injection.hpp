@@ -30,6 +30,7 @@
 #include "errors.hpp"
 #include "events.hpp"
 #include "random.hpp"
+#include "result.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -133,8 +134,8 @@ template <class Factory>
 inject_result(fault_trigger, Factory) -> inject_result<Factory>;
 
 /// Waits `delay` through the context (a manual clock makes it instant), then lets the call go on.
-/// A wait cut short by the deadline throws error(errc::timeout), by the caller's stop token
-/// error(errc::cancelled): the callee never runs late.
+/// A wait cut short by the deadline fails the attempt with errc::timeout, by the caller's stop
+/// token with errc::cancelled: the callee never runs late.
 struct inject_latency {
   static constexpr fault_kind kind = fault_kind::latency;
   fault_trigger when{};
@@ -278,12 +279,18 @@ requires(fault<Faults>&&...) class fault_injector {
       using result_type = std::invoke_result_t<Next&, context&>;
       using F = std::tuple_element_t<I, std::tuple<Faults...>>;
       const F& f = std::get<I>(faults_);
+      using value_type = typename result_type::value_type;
       if constexpr (F::kind == fault_kind::latency) {
-        if (fires<I>(f.when, ctx, call)) add_latency(ctx, f.delay, I, call);
+        if (fires<I>(f.when, ctx, call) && !add_latency(ctx, f.delay, I, call)) {
+          // A dependency this slow would have run out of time (or been cancelled): fail the
+          // attempt rather than run the callee after its deadline.
+          return result_type::raised(call_error(
+              ctx.caller_stop_token().stop_requested() ? errc::cancelled : errc::timeout));
+        }
       } else if constexpr (F::kind == fault_kind::exception) {
-        if (fires<I>(f.when, ctx, call)) throw_fault(ctx, f.make, I, call);
-      } else if constexpr (std::same_as<detail::factory_result_t<decltype(f.make)>, result_type>) {
-        if (fires<I>(f.when, ctx, call)) return return_fault<result_type>(ctx, f.make, I, call);
+        if (fires<I>(f.when, ctx, call)) return exception_fault<result_type>(ctx, f.make, I, call);
+      } else if constexpr (std::same_as<detail::factory_result_t<decltype(f.make)>, value_type>) {
+        if (fires<I>(f.when, ctx, call)) return result_fault<result_type>(ctx, f.make, I, call);
       }
       return try_fault<I + 1>(ctx, std::forward<Next>(next), call);
     }
@@ -330,49 +337,45 @@ requires(fault<Faults>&&...) class fault_injector {
                                              ctx.attempt(), ctx.name()});
   }
 
-  void add_latency(context& ctx, duration delay, std::size_t position, std::uint64_t call) {
+  /// True if the whole delay passed (not cut by the deadline or a stop).
+  bool add_latency(context& ctx, duration delay, std::size_t position, std::uint64_t call) {
     report(ctx, fault_kind::latency, position, call, delay);
-    if (ctx.sleep_for(delay)) return;
-    // A dependency this slow would have run out of time (or been cancelled): fail the attempt
-    // rather than run the callee after its deadline.
-    const errc code = ctx.caller_stop_token().stop_requested() ? errc::cancelled : errc::timeout;
-    throw_recorded(ctx, [code] { throw error(code); });
+    return ctx.sleep_for(delay);
   }
 
-  template <class Factory>
-  [[noreturn]] void throw_fault(context& ctx, const Factory& make, std::size_t position,
-                                std::uint64_t call) {
+  /// Fails the attempt as the callee would have: with the exception the factory makes,
+  /// classified by the pipeline's classifier (as the pipeline does for a callee's exception).
+  template <class Result, class Factory>
+  Result exception_fault(context& ctx, const Factory& make, std::size_t position,
+                         std::uint64_t call) {
     report(ctx, fault_kind::exception, position, call, duration::zero());
-    throw_recorded(ctx, [&] {
-      if constexpr (std::same_as<detail::factory_result_t<Factory>, std::exception_ptr>) {
-        std::rethrow_exception(detail::call_with_context(make, ctx));
-      } else {
-        throw detail::call_with_context(make, ctx);
-      }
-    });
-  }
-
-  /// Throws as the callee would have: the pipeline's classifier records the outcome (as the
-  /// pipeline does for a callee's exception), and the exception leaves unchanged.
-  template <class Thrower>
-  [[noreturn]] static void throw_recorded(context& ctx, const Thrower& thrower) {
+    std::exception_ptr thrown;
     try {
-      thrower();
+      if constexpr (std::same_as<detail::factory_result_t<Factory>, std::exception_ptr>) {
+        thrown = detail::call_with_context(make, ctx);
+      } else {
+        thrown = std::make_exception_ptr(detail::call_with_context(make, ctx));
+      }
     } catch (...) {
-      ctx.set_outcome(ctx.classify_exception(std::current_exception()));
-      throw;
+      thrown = std::current_exception();  // a factory that throws fails the attempt with that
     }
-    std::terminate();  // unreachable: thrower always throws
+    const outcome classified = ctx.classify_exception(thrown);
+    return Result(call_error(std::move(thrown)), classified);
   }
 
   template <class Result, class Factory>
-  Result return_fault(context& ctx, const Factory& make, std::size_t position, std::uint64_t call) {
+  Result result_fault(context& ctx, const Factory& make, std::size_t position, std::uint64_t call) {
     report(ctx, fault_kind::result, position, call, duration::zero());
-    Result value(detail::call_with_context(make, ctx));
-    const std::optional<outcome> classified = ctx.classify_result(value);
-    // No pipeline told the context how to classify (a policy used on its own): the defaults.
-    ctx.set_outcome(classified ? *classified : default_rules::classify_result(value));
-    return value;
+    using value_type = typename Result::value_type;
+    return Result(
+        detail::from_call_t{},
+        [&]() -> decltype(auto) { return detail::call_with_context(make, ctx); },
+        [&](const value_type& value) {
+          const std::optional<outcome> classified = ctx.classify_result(value);
+          // No pipeline told the context how to classify (a policy used on its own): the
+          // defaults.
+          return classified ? *classified : default_rules::classify_result(value);
+        });
   }
 
   template <class F>

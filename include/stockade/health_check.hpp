@@ -29,6 +29,7 @@
 #include "detail/with_context.hpp"
 #include "errors.hpp"
 #include "events.hpp"
+#include "result.hpp"
 #include "single_flight.hpp"
 
 namespace stockade {
@@ -198,8 +199,11 @@ class health_check {
   /// stockade::error(errc::unhealthy) (transient, retry_after: until the next probe is due).
   template <class Next>
   auto invoke(context& ctx, Next&& next) {
+    using result_type = std::invoke_result_t<Next&, context&>;
     if (!fresh_and_healthy()) [[unlikely]] {
-      require_healthy(ctx);
+      if (std::optional<call_error> refused = refusal(ctx)) {
+        return result_type::raised(std::move(*refused));
+      }
     }
     return std::forward<Next>(next)(ctx);
   }
@@ -268,8 +272,14 @@ class health_check {
     alarm_.arm(*clock_, context::saturating_add(checked_at_, age), age_out{this, epoch});
   }
 
-  void require_healthy(context& ctx) {
-    if (check(ctx)) return;
+  /// Why the call may not go on, or nullopt if healthy: errc::unhealthy (with the time until
+  /// the next probe), or a wait for another caller's probe cut short (timeout, cancelled).
+  std::optional<call_error> refusal(context& ctx) {
+    try {
+      if (check(ctx)) return std::nullopt;
+    } catch (const error& gave_up) {
+      return call_error(gave_up);
+    }
     duration retry_after{0};
     {
       std::lock_guard lock(publish_mutex_);
@@ -278,7 +288,7 @@ class health_check {
       if (due > now) retry_after = due - now;
     }
     detail::notify(observer_, health_rejected{retry_after, ctx.name()});
-    throw error(errc::unhealthy, retry_after);
+    return call_error(errc::unhealthy, retry_after);
   }
 
   std::function<bool(context&)> probe_;

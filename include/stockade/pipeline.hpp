@@ -19,6 +19,7 @@
 #include "context.hpp"
 #include "detail/with_context.hpp"
 #include "policy.hpp"
+#include "result.hpp"
 #include "stack_checks.hpp"
 
 namespace stockade {
@@ -99,6 +100,30 @@ template <class F>
 concept nothrow_destructible_result =
     std::is_nothrow_destructible_v<stored_result_t<callee_result_t<F>>>;
 
+/// Runs `attempt` (returning a stockade::result) and returns what it returned, or what it threw
+/// with its classification: through the classifier's own ladder of handlers when it has one
+/// (classifier<...>::run_classified, no rethrow), else through its classify_exception.
+template <class Classifier, class Attempt>
+auto run_classified_by(const Classifier& chosen, Attempt&& attempt)
+    -> std::invoke_result_t<Attempt&> {
+  if constexpr (requires { chosen.run_classified(attempt); }) {
+    return chosen.run_classified(attempt);
+  } else {
+    using returned = std::invoke_result_t<Attempt&>;
+    try {
+      return attempt();
+    } catch (...) {
+      std::exception_ptr thrown = std::current_exception();
+      try {
+        const outcome decided = chosen.classify_exception(thrown);
+        return returned(call_error(std::move(thrown)), decided);
+      } catch (...) {
+        return returned(call_error(std::current_exception()), outcome(verdict::permanent));
+      }
+    }
+  }
+}
+
 /// How layer `layer` changes the bounds of what is inside it; a policy that does not say is
 /// unbounded both ways (it might run its inner layers any number of times).
 template <class Layer>
@@ -136,7 +161,9 @@ concept callee = detail::takes_context_or_not<F&> && detail::nothrow_destructibl
 template <class Classifier, class... Policies>
 class basic_pipeline {
   static_assert((policy<Policies> && ...),
-                "every element of a pipeline must satisfy stockade::policy (see policy.hpp)");
+                "every element of a pipeline must satisfy stockade::policy: its invoke(ctx, next) "
+                "returns the stockade::result<T> that next(ctx) returns, or one it makes (see "
+                "policy.hpp and docs/custom-policy.md)");
   static_assert(detail::stack_order_checks<Policies...>::passed);
 
  public:
@@ -149,29 +176,47 @@ class basic_pipeline {
     }
   }
 
-  /// Runs `f` through the stack with a fresh context on the real clock.
+  /// Runs `f` through the stack with a fresh context on the real clock: returns its value, or
+  /// throws what the call failed with (the callee's own exception, the same object, or the
+  /// stockade::error a policy raised), thrown once, here.
   template <callee F>
   decltype(auto) operator()(F&& f) const {
     context ctx;
     return (*this)(ctx, std::forward<F>(f));
   }
 
-  /// Runs `f` through the stack with the caller's context (its clock, deadline, stop token).
+  /// The same with the caller's context (its clock, deadline, stop token).
   template <callee F>
   decltype(auto) operator()(context& ctx, F&& f) const {
-    using result = detail::callee_result_t<std::remove_reference_t<F>>;
-    static_assert(detail::does_its_work_before_returning<result>());
-    ctx.use_classifier(&classifier_, detail::classifier_binding_for<Classifier, result>);
-    ctx.begin_attempt(1);
-    if constexpr (std::is_void_v<result>) {
-      run<0>(ctx, f);
-    } else if constexpr (std::is_lvalue_reference_v<result>) {
-      return static_cast<result>(run<0>(ctx, f).get());
+    using returned = detail::callee_result_t<std::remove_reference_t<F>>;
+    auto ended = start(ctx, f);
+    if (!ended.has_value()) [[unlikely]]
+      ended.error().raise();
+    if constexpr (std::is_void_v<returned>) {
+      return;
+    } else if constexpr (std::is_lvalue_reference_v<returned>) {
+      return static_cast<returned>((*ended).get());
     } else {
       // By value, also for a callee returning T&&: the layers carried the T (moved from what the
       // reference named), and a T&& to that would dangle once this call returns.
-      return detail::stored_result_t<result>(run<0>(ctx, f));
+      return detail::stored_result_t<returned>(*std::move(ended));
     }
+  }
+
+  /// Runs `f` through the stack and returns what the call came to, throwing nothing: the value,
+  /// or the callee's exception (captured, not rethrown), or the error a policy raised (a
+  /// rejection such as circuit_open, a timeout), each with the outcome it was classified as.
+  /// A callee that reports failures as values makes no exception anywhere in the stack.
+  template <callee F>
+  auto try_call(F&& f) const {
+    context ctx;
+    return try_call(ctx, std::forward<F>(f));
+  }
+  template <callee F>
+  auto try_call(context& ctx, F&& f) const {
+    // A policy's own code may still throw (std::bad_alloc, a broken observer of a user's own
+    // policy): what escapes is classified and returned like a callee's exception.
+    return detail::run_classified_by(classifier_, [&] { return start(ctx, f); });
   }
 
   /// The same stack with another classifier.
@@ -201,38 +246,54 @@ class basic_pipeline {
   static constexpr std::size_t size() noexcept { return sizeof...(Policies); }
 
  private:
+  template <class F>
+  auto start(context& ctx, F& f) const {
+    using returned = detail::callee_result_t<std::remove_reference_t<F>>;
+    static_assert(detail::does_its_work_before_returning<returned>());
+    ctx.use_classifier(&classifier_, detail::classifier_binding_for<Classifier, returned>);
+    ctx.begin_attempt(1);
+    return run<0>(ctx, f);
+  }
+
   template <std::size_t I, class F>
   auto run(context& ctx, F& f) const {
     if constexpr (I == sizeof...(Policies)) {
       return invoke_callee(ctx, f);
     } else {
-      return detail::layer_of(std::get<I>(layers_)).invoke(ctx, [this, &f](context& inner) {
-        return this->template run<I + 1>(inner, f);
-      });
+      auto next = [this, &f](context& inner) { return this->template run<I + 1>(inner, f); };
+      using expected = decltype(next(ctx));
+      using returned = decltype(detail::layer_of(std::get<I>(layers_)).invoke(ctx, next));
+      static_assert(std::is_same_v<returned, expected>,
+                    "stockade: a policy's invoke(ctx, next) returns what next(ctx) returned, a "
+                    "stockade::result<T> (see docs/custom-policy.md): the callee's value or its "
+                    "error, with its outcome, or a result the policy made");
+      return detail::layer_of(std::get<I>(layers_)).invoke(ctx, next);
     }
   }
 
+  /// The one place a callee runs: what it throws is caught here, once, and classified by the
+  /// handler that catches it; what it returns is classified once, here.
   template <class F>
   auto invoke_callee(context& ctx, F& f) const {
-    using result = detail::callee_result_t<F>;
-    using stored = detail::stored_result_t<result>;
-    try {
-      if constexpr (std::is_void_v<result>) {
+    using returned = detail::callee_result_t<F>;
+    using stored = detail::stored_result_t<returned>;
+    return detail::run_classified_by(classifier_, [&]() -> result<stored> {
+      if constexpr (std::is_void_v<returned>) {
         detail::call_with_context(f, ctx);
         ctx.forget_now();
-        ctx.set_outcome(verdict::success);
-        return stored{};
+        return result<stored>(void_result{});
       } else {
-        stored value(detail::call_with_context(f, ctx));
-        ctx.forget_now();
-        ctx.set_outcome(classifier_.classify_result(static_cast<const result&>(value)));
-        return value;
+        return result<stored>(
+            detail::from_call_t{},
+            [&]() -> decltype(auto) { return detail::call_with_context(f, ctx); },
+            [&](const stored& value) {
+              ctx.forget_now();
+              // As the callee returned it: a reference's referent, not the wrapper carrying it.
+              return classifier_.classify_result(
+                  static_cast<const std::remove_reference_t<returned>&>(value));
+            });
       }
-    } catch (...) {
-      ctx.forget_now();
-      ctx.set_outcome(classifier_.classify_exception(std::current_exception()));
-      throw;
-    }
+    });
   }
 
   [[no_unique_address]] Classifier classifier_;

@@ -1,7 +1,7 @@
 // What a type must provide to be stacked in a pipeline (the `policy` concept), and the result
 // types a policy sees. docs/custom-policy.md is the guide to writing one.
 // Invariant: a policy calls `next(ctx)` at most once per attempt it allows, and ends every
-// call in next's result, next's exception, or a documented stockade::error.
+// call in a result next returned or a documented error of its own, returned as a value.
 #pragma once
 
 #include <concepts>
@@ -12,38 +12,15 @@
 
 #include "bounds.hpp"
 #include "context.hpp"
+#include "result.hpp"
 
 namespace stockade {
 
-/// What a policy sees for a callee that returns void.
-struct void_result {};
-
 namespace detail {
-
-/// A callee's result as it travels through the layers: always an object type, so a policy can
-/// write `auto result = next(ctx); return result;` for every callee.
-template <class R>
-struct stored_result {
-  using type = R;
-};
-template <>
-struct stored_result<void> {
-  using type = void_result;
-};
-template <class R>
-struct stored_result<R&> {
-  using type = std::reference_wrapper<R>;
-};
-template <class R>
-struct stored_result<R&&> {
-  using type = R;
-};
-template <class R>
-using stored_result_t = typename stored_result<R>::type;
 
 /// A stand-in for `next` when checking the concept.
 struct next_archetype {
-  int operator()(context& /*unused*/) const { return 0; }
+  result<int> operator()(context& /*unused*/) const { return 0; }
 };
 
 /// The layer a pipeline element stands for: the element itself (held by value, used as const),
@@ -60,13 +37,16 @@ constexpr P& layer_of(const std::reference_wrapper<P>& element) noexcept {
 }  // namespace detail
 
 /// A policy is a type with
-///   template <class Next> R invoke(context& ctx, Next&& next) const;
-/// where `next(ctx)` runs the layers inside (and finally the callee) and returns R, an object
-/// type (see void_result). Shared state (a breaker, a bulkhead) is held by std::ref, in which case
-/// invoke may be non-const. Optional members used by analysis: worst_case(), describe().
+///   template <class Next> result<T> invoke(context& ctx, Next&& next) const;
+/// where `next(ctx)` runs the layers inside (and finally the callee) and returns a
+/// stockade::result<T>: the callee's value or the error it failed with, and its outcome. The
+/// policy decides from it and returns it, or a result of its own (a rejection:
+/// `result<T>::raised(call_error(code, hint))`); it never needs to catch. Shared state (a
+/// breaker, a bulkhead) is held by std::ref, in which case invoke may be non-const. Optional
+/// members used by analysis: traits, worst_case(), describe().
 template <class P>
 concept policy = requires(const P& element, context& ctx, detail::next_archetype next) {
-  { detail::layer_of(element).invoke(ctx, next) } -> std::same_as<int>;
+  { detail::layer_of(element).invoke(ctx, next) } -> std::same_as<result<int>>;
 };
 
 /// A policy that does nothing but call the next layer; for tests and benchmarks, and the

@@ -33,6 +33,7 @@
 #include "errors.hpp"
 #include "events.hpp"
 #include "health_check.hpp"
+#include "result.hpp"
 #include "verdict.hpp"
 #include "warmup_gate.hpp"
 
@@ -268,13 +269,10 @@ class resource {
   ///    when replace_when_unhealthy, so a retry gets a new one);
   ///  - errc::timeout or errc::cancelled: this caller gave up waiting for another's probe.
   lease acquire(context& ctx) {
-    if (gate_.ready()) [[likely]] {
-      lease held(slot_.acquire());
-      if (held && usable(*held.instance_)) [[likely]] {
-        return held;
-      }
-    }
-    return acquire_slowly(ctx);
+    std::optional<call_error> refused;
+    lease held = acquire_or_refuse(ctx, refused);
+    if (refused) refused->raise();
+    return held;
   }
 
   /// Retires the instance `held` is on, if it is still the current generation; true if this
@@ -311,7 +309,12 @@ class resource {
   /// ctx.resource<T>(); a fatal verdict retires that very instance (replace_on_fatal).
   template <class Next>
   auto invoke(context& ctx, Next&& next) {
-    lease held = acquire(ctx);
+    using result_type = std::invoke_result_t<Next&, context&>;
+    std::optional<call_error> refused;
+    lease held = acquire_or_refuse(ctx, refused);
+    if (refused) [[unlikely]] {
+      return result_type::raised(std::move(*refused));
+    }
     hand_over scope(ctx, held.get());
     if (!options_.replace_on_fatal) return std::forward<Next>(next)(ctx);
     return detail::run_resetting_on_fatal(ctx, std::forward<Next>(next), [this, &held]() noexcept {
@@ -417,26 +420,44 @@ class resource {
     return gate_.reset(held.generation);
   }
 
-  lease acquire_slowly(context& ctx) {
+  /// acquire() without throwing: a lease, or an empty one with the error in `refused`.
+  lease acquire_or_refuse(context& ctx, std::optional<call_error>& refused) {
+    if (gate_.ready()) [[likely]] {
+      lease held(slot_.acquire());
+      if (held && usable(*held.instance_)) [[likely]] {
+        return held;
+      }
+    }
+    return acquire_slowly(ctx, refused);
+  }
+
+  lease acquire_slowly(context& ctx, std::optional<call_error>& refused) {
     for (;;) {
-      if (closed_.load()) throw error(errc::resource_closed);
-      std::uint64_t generation = 0;
-      try {
-        generation = gate_.wait_ready(ctx);
-      } catch (...) {
-        if (closed_.load()) throw error(errc::resource_closed);
-        throw;
+      if (closed_.load()) {
+        refused.emplace(errc::resource_closed);
+        return {};
+      }
+      const std::uint64_t generation = gate_.wait_ready_or_refuse(ctx, refused);
+      if (refused) {
+        if (closed_.load()) refused.emplace(errc::resource_closed);
+        return {};
       }
       lease held(slot_.acquire());
       // Replaced between the gate opening and this lease: look again (the gate waits).
       if (!held || held.generation() != generation) continue;
       if (usable(*held.instance_)) return held;
-      if (held.instance_->health->check(ctx)) return held;    // probes this very T
+      try {
+        if (held.instance_->health->check(ctx)) return held;  // probes this very T
+      } catch (const error& gave_up) {  // the wait for another caller's probe was cut short
+        refused.emplace(gave_up);
+        return {};
+      }
       const bool replaced = options_.replace_when_unhealthy;  // on_unhealthy retired it
       const duration retry_after =
           replaced ? duration::zero() : until_next_probe(*held.instance_->health, ctx);
       detail::notify(observer_, health_rejected{retry_after, ctx.name()});
-      throw error(errc::unhealthy, retry_after);
+      refused.emplace(errc::unhealthy, retry_after);
+      return {};
     }
   }
 

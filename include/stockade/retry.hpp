@@ -1,6 +1,6 @@
 // Retry: runs the layers inside it again when an attempt fails in a way that may pass, waiting a
 // backoff delay in between, within limits on attempts, elapsed time, the deadline and a budget.
-// Invariant: a call ends in its last attempt's own value or exception (rethrown unchanged), a
+// Invariant: a call ends in its last attempt's own result (value or error, unchanged), a
 // permanent verdict is never retried, and no wait is started that would end at or after the
 // deadline or max_elapsed: the retry gives up at once instead.
 #pragma once
@@ -28,6 +28,7 @@
 #include "detail/validate.hpp"
 #include "events.hpp"
 #include "random.hpp"
+#include "result.hpp"
 #include "retry_budget.hpp"
 #include "verdict.hpp"
 
@@ -272,10 +273,7 @@ class retry {
 
   template <class Next>
   auto invoke(context& ctx, Next&& next) const {
-    using result_type = std::remove_cvref_t<decltype(next(ctx))>;
-    static_assert(std::is_move_constructible_v<result_type>,
-                  "stockade::retry keeps a failed result across its wait: it must be movable");
-
+    using result_type = std::invoke_result_t<Next&, context&>;
     // The first attempt is written apart from the loop that follows a failure (which is kept
     // out of line), so the success path is straight-line code in which the compiler can keep
     // the context in registers instead of writing it to memory (measured in
@@ -284,23 +282,16 @@ class retry {
                                          ? context::saturating_add(ctx.now(), options_.max_elapsed)
                                          : no_deadline;
     ctx.begin_attempt(1);
-    failure<result_type> failed;
-    try {
-      result_type result = next(ctx);
-      if (!ctx.has_outcome() || ctx.outcome().succeeded()) {
-        if constexpr (has_budget) budget_->on_attempt(verdict::success, true);
-        return result;
-      }
-      if (!plan_after_failure(ctx, 1, duration::zero(), elapsed_limit, failed.step)) {
-        return result;
-      }
-      if (failed.step.delay > duration::zero()) failed.value.emplace(std::move(result));
-    } catch (...) {
-      ctx.outcome_of_current_exception();
-      if (!plan_after_failure(ctx, 1, duration::zero(), elapsed_limit, failed.step)) throw;
-      failed.exception = std::current_exception();
+    result_type first = next(ctx);
+    if (first.outcome().succeeded()) [[likely]] {
+      if constexpr (has_budget) budget_->on_attempt(verdict::success, true);
+      return first;
     }
-    return retry_after_failure(ctx, next, std::move(failed), elapsed_limit);
+    plan step;
+    if (!plan_after_failure(ctx, first.outcome(), 1, duration::zero(), elapsed_limit, step)) {
+      return first;
+    }
+    return retry_after_failure(ctx, next, std::move(first), step, elapsed_limit);
   }
 
  private:
@@ -315,53 +306,34 @@ class retry {
     time_point wake{};
   };
 
-  /// A failed attempt that another follows: the plan, and what failed (an exception, or a value
-  /// held across the wait in case the wait is cut short).
-  template <class R>
-  struct failure {
-    plan step;
-    std::exception_ptr exception;
-    std::optional<R> value;
-  };
-
-  /// Attempts 2 and on. Each round waits as planned for the attempt that failed (out of any
-  /// catch block, so the wait does not keep an exception "being handled"), then tries again.
-  template <class Next, class R>
-  [[gnu::noinline]] R retry_after_failure(context& ctx, Next& next, failure<R> failed,
-                                          time_point elapsed_limit) const {
+  /// Attempts 2 and on. Each round waits as planned for the attempt that failed, keeping what
+  /// it failed with in case the wait is cut short, then tries again.
+  template <class Next, class Result>
+  [[gnu::noinline]] Result retry_after_failure(context& ctx, Next& next, Result failed, plan step,
+                                               time_point elapsed_limit) const {
+    std::optional<Result> kept(std::move(failed));
     for (int attempt = 2;; ++attempt) {
-      const plan step = failed.step;
       if (step.reset) reset_.run();
-      detail::notify(observer_, retry_scheduled{ctx.name(), attempt - 1, step.delay, ctx.outcome(),
-                                                step.hinted});
-      if (step.delay > duration::zero()) {
-        if (!ctx.sleep_until(step.wake)) {
-          detail::notify(observer_,
-                         retry_gave_up{ctx.name(), attempt - 1, give_up_reason::cancelled,
-                                       ctx.outcome(), step.delay});
-          if (failed.value) return std::move(*failed.value);
-          std::rethrow_exception(failed.exception);
-        }
-        failed.value.reset();
+      detail::notify(observer_, retry_scheduled{ctx.name(), attempt - 1, step.delay,
+                                                kept->outcome(), step.hinted});
+      if (step.delay > duration::zero() && !ctx.sleep_until(step.wake)) {
+        detail::notify(observer_, retry_gave_up{ctx.name(), attempt - 1, give_up_reason::cancelled,
+                                                kept->outcome(), step.delay});
+        return std::move(*kept);
       }
-      failed.exception = nullptr;
+      kept.reset();
 
       ctx.begin_attempt(attempt);
-      try {
-        R result = next(ctx);
-        if (!ctx.has_outcome() || ctx.outcome().succeeded()) {
-          if constexpr (has_budget) budget_->on_attempt(verdict::success, false);
-          return result;
-        }
-        if (!plan_after_failure(ctx, attempt, step.delay, elapsed_limit, failed.step)) {
-          return result;
-        }
-        if (failed.step.delay > duration::zero()) failed.value.emplace(std::move(result));
-      } catch (...) {
-        ctx.outcome_of_current_exception();
-        if (!plan_after_failure(ctx, attempt, step.delay, elapsed_limit, failed.step)) throw;
-        failed.exception = std::current_exception();
+      Result ended = next(ctx);
+      if (ended.outcome().succeeded()) {
+        if constexpr (has_budget) budget_->on_attempt(verdict::success, false);
+        return ended;
       }
+      const duration previous_delay = step.delay;
+      if (!plan_after_failure(ctx, ended.outcome(), attempt, previous_delay, elapsed_limit, step)) {
+        return ended;
+      }
+      kept.emplace(std::move(ended));
     }
   }
 
@@ -376,12 +348,11 @@ class retry {
     return options_.retry_if == nullptr || options_.retry_if(result, ctx);
   }
 
-  /// Decides what follows a failed attempt (ctx.outcome()) into `step`: true for another
+  /// Decides what follows a failed attempt (its outcome `result`) into `step`: true for another
   /// attempt after step.delay; false when giving up (reset actions run and the event is sent
   /// here). Asks the budget last, because a budget charges the retries it grants.
-  bool plan_after_failure(context& ctx, int attempt, duration previous_delay,
+  bool plan_after_failure(context& ctx, const outcome& result, int attempt, duration previous_delay,
                           time_point elapsed_limit, plan& step) const {
-    const outcome& result = ctx.outcome();
     step = plan{};
     step.reset = !Reset::empty() && detail::calls_for_reset(result);
     if constexpr (has_budget) budget_->on_attempt(result, attempt == 1);

@@ -12,6 +12,7 @@
 #include "manual_clock.hpp"
 #include "pipeline.hpp"
 #include "policy.hpp"
+#include "result.hpp"
 #include "stack_checks.hpp"
 #include "verdict.hpp"
 

@@ -1,7 +1,8 @@
 // A timeout narrows the call's deadline to "now + limit" for the layers inside it (never extends
 // it), so an outer timeout bounds a whole retry loop and an inner one bounds each attempt.
 // Invariant: the success path reads the clock at most once (the cached ctx.now()) and arms
-// nothing; the stop token is armed by the context only if the callee asks for it.
+// nothing; the stop token is armed by the context only if the callee asks for it. A late
+// transient failure becomes errc::timeout as a value, with the failure kept as its cause.
 #pragma once
 
 #include <exception>
@@ -16,6 +17,7 @@
 #include "detail/validate.hpp"
 #include "errors.hpp"
 #include "events.hpp"
+#include "result.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -60,18 +62,19 @@ class timeout {
 
   template <class Next>
   auto invoke(context& ctx, Next&& next) const {
+    using result_type = std::invoke_result_t<Next&, context&>;
     const time_point start = ctx.now();
-    if (ctx.deadline() <= start) [[unlikely]]
-      reject_past_deadline(ctx);
-    const deadline_scope scope(ctx, context::deadline_after(start, limit_));
-    try {
-      auto result = std::forward<Next>(next)(ctx);
-      if constexpr (!std::is_same_v<Observer, null_observer>) note_if_late(ctx);
-      return result;
-    } catch (...) {
-      convert_if_late(ctx);  // throws errc::timeout for a late transient failure
-      throw;
+    if (ctx.deadline() <= start) [[unlikely]] {
+      return result_type::raised(call_error(errc::deadline_already_passed));
     }
+    const deadline_scope scope(ctx, context::deadline_after(start, limit_));
+    result_type ended = next(ctx);
+    if (ended.has_value()) {
+      if constexpr (!std::is_same_v<Observer, null_observer>) note_if_late(ctx);
+    } else {
+      convert_if_late(ctx, ended);
+    }
+    return ended;
   }
 
   constexpr duration limit() const noexcept { return limit_; }
@@ -86,11 +89,6 @@ class timeout {
   constexpr timeout_options options() const noexcept { return {limit_}; }
 
  private:
-  [[noreturn]] static void reject_past_deadline(context& ctx) {
-    ctx.set_outcome(outcome{verdict::transient, duration::zero(), /*by_policy=*/true});
-    throw error(errc::deadline_already_passed);
-  }
-
   void note_if_late(context& ctx) const {
     const time_point end = ctx.refresh_now();
     if (end >= ctx.deadline()) {
@@ -98,30 +96,24 @@ class timeout {
     }
   }
 
-  // Called inside the catch block. Leaves alone: rejections by inner policies (the dependency
-  // was not reached), an inner layer's errc::timeout (already converted and reported), and
-  // anything that failed before the deadline.
-  void convert_if_late(context& ctx) const {
-    const outcome seen = ctx.outcome_of_current_exception();
-    if (seen.rejected || seen.succeeded() || is_timeout_error()) return;
+  // Leaves alone: rejections by inner policies (the dependency was not reached), an inner
+  // layer's errc::timeout (already converted and reported), and anything that failed before
+  // the deadline.
+  template <class Result>
+  void convert_if_late(context& ctx, Result& failed) const {
+    const outcome seen = failed.outcome();
+    if (seen.rejected || seen.succeeded() || failed.error().code() == errc::timeout) return;
     const time_point end = ctx.refresh_now();
     if (end < ctx.deadline()) return;
     const bool convert = seen.kind == verdict::transient;
     detail::notify(observer_,
                    timeout_expired{ctx.name(), limit_, end - ctx.deadline(), seen.kind, convert});
     if (convert) {
-      ctx.set_outcome(outcome{verdict::transient, seen.retry_after});
-      std::throw_with_nested(error(errc::timeout));  // the late failure stays reachable as cause
-    }
-  }
-
-  static bool is_timeout_error() noexcept {
-    try {
-      throw;
-    } catch (const error& e) {
-      return e.code() == errc::timeout;
-    } catch (...) {
-      return false;
+      // The late failure stays reachable as the timeout's cause (std::nested_exception).
+      std::exception_ptr late = failed.error().to_exception_ptr();
+      failed.fail(call_error(error_category(), static_cast<int>(errc::timeout), duration::zero(),
+                             std::move(late)),
+                  outcome{verdict::transient, seen.retry_after});
     }
   }
 

@@ -31,6 +31,7 @@
 #include "errors.hpp"
 #include "events.hpp"
 #include "random.hpp"
+#include "result.hpp"
 #include "single_flight.hpp"
 #include "verdict.hpp"
 
@@ -164,16 +165,34 @@ class warmup_gate {
   ///  - errc::warmup_wait_exceeded: this caller's deadline passed while it waited;
   ///  - errc::cancelled: this caller's stop token fired while it waited.
   std::uint64_t wait_ready(context& ctx) {
+    std::optional<call_error> refused;
+    const std::uint64_t generation = wait_ready_or_refuse(ctx, refused);
+    if (refused) refused->raise();
+    return generation;
+  }
+
+  /// wait_ready() without throwing: the ready generation, or 0 with the error it would throw in
+  /// `refused`.
+  std::uint64_t wait_ready_or_refuse(context& ctx, std::optional<call_error>& refused) {
     for (;;) {
       const std::uint64_t word = state_.load(std::memory_order_acquire);
       if ((word & ready_bit) != 0) return word >> 1;
       if (const warm_result refusal = cooling_down(ctx, word >> 1);
           refusal.ended_in != ended::ready) {
-        throw_failure(refusal);
+        refused.emplace(failure_of(refusal));
+        return 0;
       }
-      const warm_result result =
-          flight_.run(ctx, [this](context& leader) { return warm_as_leader(leader); });
-      if (result.ended_in != ended::ready) throw_failure(result);
+      warm_result result;
+      try {
+        result = flight_.run(ctx, [this](context& leader) { return warm_as_leader(leader); });
+      } catch (const error& gave_up) {  // the wait for another caller's warm-up was cut short
+        refused.emplace(gave_up);
+        return 0;
+      }
+      if (result.ended_in != ended::ready) {
+        refused.emplace(failure_of(result));
+        return 0;
+      }
       // Success, or a warm-up of a generation reset meanwhile: look again.
     }
   }
@@ -211,10 +230,13 @@ class warmup_gate {
   /// with reset_on_fatal, a fatal verdict of the call re-arms the generation it ran under.
   template <class Next>
   auto invoke(context& ctx, Next&& next) {
+    using result_type = std::invoke_result_t<Next&, context&>;
     const std::uint64_t word = state_.load(std::memory_order_acquire);
     std::uint64_t generation = word >> 1;
     if ((word & ready_bit) == 0) [[unlikely]] {
-      generation = wait_ready(ctx);
+      std::optional<call_error> refused;
+      generation = wait_ready_or_refuse(ctx, refused);
+      if (refused) return result_type::raised(std::move(*refused));
     }
     if (!options_.reset_on_fatal) return std::forward<Next>(next)(ctx);
     return detail::run_resetting_on_fatal(ctx, std::forward<Next>(next),
@@ -242,8 +264,8 @@ class warmup_gate {
   static constexpr std::uint64_t ready_bit = 1;
 
   /// What one warm-up run gives everyone who waited for it. A failure is carried as its parts,
-  /// and each caller throws an error object of its own: an exception object shared by threads
-  /// is freed by whichever lets go last, which ThreadSanitizer cannot see (libstdc++ counts the
+  /// and each caller makes an error of its own: an exception object shared by threads is freed
+  /// by whichever lets go last, which ThreadSanitizer cannot see (libstdc++ counts the
   /// references in uninstrumented code) and reports as a race in the callers' catch blocks.
   enum class ended : std::uint8_t { ready, failed, cooling_down };
   struct warm_result {
@@ -252,16 +274,12 @@ class warmup_gate {
     std::exception_ptr cause;  ///< the action's exception, nested in the error thrown
   };
 
-  /// Throws errc::warmup_failed or errc::warmup_cooling_down with the action's own exception
-  /// nested, so it stays reachable.
-  [[noreturn]] static void throw_failure(const warm_result& failure) {
+  /// errc::warmup_failed or errc::warmup_cooling_down, with the action's own exception as its
+  /// cause (nested when thrown), so it stays reachable.
+  static call_error failure_of(const warm_result& failure) noexcept {
     const errc code =
         failure.ended_in == ended::cooling_down ? errc::warmup_cooling_down : errc::warmup_failed;
-    try {
-      std::rethrow_exception(failure.cause);
-    } catch (...) {
-      std::throw_with_nested(error(code, failure.retry_after));
-    }
+    return call_error(error_category(), static_cast<int>(code), failure.retry_after, failure.cause);
   }
 
   /// A refusal (with the time left) while `generation` cools down after a failed warm-up.

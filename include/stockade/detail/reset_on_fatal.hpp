@@ -1,6 +1,6 @@
 // The one way a layer answers a fatal verdict of the call inside it (the resource is broken:
 // re-arm a warm-up, retire a connection): run the call, and if its outcome is fatal, reset.
-// Invariant: the reset runs before the call's value or exception goes on, which is unchanged.
+// Invariant: the reset runs before the call's result goes on, which is unchanged.
 #pragma once
 
 #include <utility>
@@ -20,16 +20,11 @@ template <class Next, class Reset>
 auto run_resetting_on_fatal(context& ctx, Next&& next, Reset&& reset) {
   static_assert(noexcept(reset()),
                 "a reset answers a failure that must reach the caller unchanged");
-  try {
-    auto result = std::forward<Next>(next)(ctx);
-    if (ctx.has_outcome() && calls_for_reset(ctx.outcome())) [[unlikely]] {
-      reset();
-    }
-    return result;
-  } catch (...) {
-    if (calls_for_reset(ctx.outcome_of_current_exception())) reset();
-    throw;
+  auto ended = std::forward<Next>(next)(ctx);
+  if (calls_for_reset(ended.outcome())) [[unlikely]] {
+    reset();
   }
+  return ended;
 }
 
 }  // namespace stockade::detail
