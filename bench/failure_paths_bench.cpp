@@ -137,4 +137,35 @@ void rejection_open_breaker_through_timeout_and_retry(benchmark::State& state) {
 }
 BENCHMARK(rejection_open_breaker_through_timeout_and_retry);
 
+// The same refusal through try_call, which throws nothing: the rejection comes back as a value.
+void rejection_open_breaker_through_timeout_and_retry_try_call(benchmark::State& state) {
+  stockade::circuit_breaker<stockade::consecutive_failures> breaker{
+      {.trip = {.threshold = 1}, .open_for = stockade::constant{std::chrono::hours(1)}}};
+  (void)stockade::pipeline{std::ref(breaker)}.try_call([] { return failing_dependency(1); });
+  const auto pipeline =
+      stockade::pipeline{stockade::timeout{8s}, stockade::retry{}, std::ref(breaker)};
+  int x = 0;
+  for (auto _ : state) {
+    const auto refused = pipeline.try_call([&] { return dependency(x); });
+    x += refused.has_value() ? 0 : 1;
+  }
+  benchmark::DoNotOptimize(x);
+}
+BENCHMARK(rejection_open_breaker_through_timeout_and_retry_try_call);
+
+// The refusal alone: an open breaker and nothing else, through try_call.
+void rejection_open_breaker_alone_try_call(benchmark::State& state) {
+  stockade::circuit_breaker<stockade::consecutive_failures> breaker{
+      {.trip = {.threshold = 1}, .open_for = stockade::constant{std::chrono::hours(1)}}};
+  const auto pipeline = stockade::pipeline{std::ref(breaker)};
+  (void)pipeline.try_call([] { return failing_dependency(1); });
+  int x = 0;
+  for (auto _ : state) {
+    const auto refused = pipeline.try_call([&] { return dependency(x); });
+    x += refused.has_value() ? 0 : 1;
+  }
+  benchmark::DoNotOptimize(x);
+}
+BENCHMARK(rejection_open_breaker_alone_try_call);
+
 }  // namespace

@@ -136,22 +136,27 @@ inline const policy_error_category& policy_family_of(const std::error_code& code
   return *family;
 }
 
+// Made at compile time (constinit): reading it costs no initialisation check, which a
+// function-local static would add to every error a policy raises.
+inline constinit const error_category_impl stockade_category{};
+
 /// How the default rules classify an error a policy raised: a rejection stays a rejection
 /// (transient, flagged, with its hint); any other code gets its family's verdict, and a thrown
 /// or returned error is never a success (read as transient).
 inline outcome outcome_of_policy_error(const policy_error_category& family, int code,
                                        std::chrono::nanoseconds retry_after) noexcept {
-  if (family.is_rejection(code)) return {verdict::transient, retry_after, true};
-  const verdict kind = family.verdict_of(code);
+  // stockade's own codes without a virtual call: a breaker's refusal is on a hot path.
+  const bool own = &family == &stockade_category;
+  if (own ? stockade::is_rejection(static_cast<errc>(code)) : family.is_rejection(code)) {
+    return {verdict::transient, retry_after, true};
+  }
+  const verdict kind = own ? stockade_category.verdict_of(code) : family.verdict_of(code);
   if (kind == verdict::permanent) return kind;  // never retried: a hint would mean nothing
   return {kind == verdict::success ? verdict::transient : kind, retry_after};
 }
 }  // namespace detail
 
-inline const policy_error_category& error_category() noexcept {
-  static const detail::error_category_impl category;
-  return category;
-}
+inline const policy_error_category& error_category() noexcept { return detail::stockade_category; }
 
 inline std::error_code make_error_code(errc code) noexcept {
   return {static_cast<int>(code), error_category()};

@@ -159,8 +159,11 @@ class [[nodiscard]] result {
   /// outcome `classify(value)` gives it. If classify throws, the result is that exception, as
   /// permanent: a classifier's bug is never retried nor counted against the dependency.
   template <class Make, class Classify>
-  result(detail::from_call_t /*unused*/, Make&& make, Classify&& classify) : has_value_(true) {
+  result(detail::from_call_t /*unused*/, Make&& make, Classify&& classify) {
     ::new (static_cast<void*>(std::addressof(value_))) T(std::forward<Make>(make)());
+    // Set once the value is there, after the callee returned, so that the optimizer knows it
+    // without reading it back (it cannot know what an opaque callee did to memory before).
+    has_value_ = true;
     try {
       outcome_ = std::forward<Classify>(classify)(std::as_const(value_));
     } catch (...) {

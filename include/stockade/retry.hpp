@@ -372,10 +372,11 @@ class retry {
     if (options_.use_retry_after && result.retry_after > duration::zero()) {
       step.delay = std::min(result.retry_after, options_.max_delay);
       step.hinted = true;
-    } else {
+    } else if (std::min(options_.max_delay, detail::schedule_cap(options_.backoff)) >
+               duration::zero()) {
       step.delay = jittered_delay(options_.backoff, options_.jitter, attempt, previous_delay,
                                   options_.max_delay, random_);
-    }
+    }  // else every wait is zero, whatever the schedule and the jitter: nothing to compute
 
     if (step.delay > duration::zero() || ctx.has_deadline() || elapsed_limit != no_deadline) {
       step.wake = context::saturating_add(ctx.now(), step.delay);
