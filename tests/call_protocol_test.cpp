@@ -254,6 +254,38 @@ TEST(TryCall, ANestedPipelinesResultKeepsItsOwnOutcome) {
   EXPECT_TRUE(seen[0].rejected);  // the outer layers see the inner refusal for what it is
 }
 
+/// Reads the call's cached time before the layers inside it run (as a breaker or a timeout
+/// does) and again once they have returned.
+struct now_after {
+  stockade::time_point* seen;
+  template <class Next>
+  auto invoke(context& ctx, Next&& next) const {
+    (void)ctx.now();
+    auto ended = next(ctx);
+    *seen = ctx.now();
+    return ended;
+  }
+};
+
+TEST(TryCall, TheTimeIsReadAgainAfterTheCalleeWhicheverWayItEnded) {
+  // A breaker's time window records a failure at the time it came back, not when it started.
+  manual_clock clock;
+  stockade::time_point seen{};
+  const auto p = stockade::pipeline{now_after{&seen}};
+  context thrown{clock};
+  (void)p.try_call(thrown, [&]() -> int {
+    clock.advance(5s);
+    throw std::runtime_error("late");
+  });
+  EXPECT_EQ(seen, clock.now());
+  context returned{clock};
+  (void)p.try_call(returned, [&] {
+    clock.advance(5s);
+    return 1;
+  });
+  EXPECT_EQ(seen, clock.now());
+}
+
 // --- the classifier's ladder --------------------------------------------------------------------
 
 TEST(Ladder, ANonClassExceptionIsClassifiedByTheRulesAfterADecliningOne) {

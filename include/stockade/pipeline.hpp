@@ -277,23 +277,23 @@ class basic_pipeline {
   auto invoke_callee(context& ctx, F& f) const {
     using returned = detail::callee_result_t<F>;
     using stored = detail::stored_result_t<returned>;
-    return detail::run_classified_by(classifier_, [&]() -> result<stored> {
+    auto ended = detail::run_classified_by(classifier_, [&]() -> result<stored> {
       if constexpr (std::is_void_v<returned>) {
         detail::call_with_context(f, ctx);
-        ctx.forget_now();
         return result<stored>(void_result{});
       } else {
         return result<stored>(
             detail::from_call_t{},
             [&]() -> decltype(auto) { return detail::call_with_context(f, ctx); },
-            [&](const stored& value) {
-              ctx.forget_now();
+            [this](const stored& value) {
               // As the callee returned it: a reference's referent, not the wrapper carrying it.
               return classifier_.classify_result(
                   static_cast<const std::remove_reference_t<returned>&>(value));
             });
       }
     });
+    ctx.forget_now();  // the callee took time, whichever way it ended
+    return ended;
   }
 
   [[no_unique_address]] Classifier classifier_;
