@@ -291,7 +291,11 @@ class retry {
     if (!plan_after_failure(ctx, first.outcome(), 1, duration::zero(), elapsed_limit, step)) {
       return first;
     }
-    return retry_after_failure(ctx, next, std::move(first), step, elapsed_limit);
+    // Kept across the wait only if there is one (a wait cut short ends the call in it).
+    const outcome failed = first.outcome();
+    std::optional<result_type> kept;
+    if (step.delay > duration::zero()) kept.emplace(std::move(first));
+    return retry_after_failure(ctx, next, std::move(kept), failed, step, elapsed_limit);
   }
 
  private:
@@ -306,22 +310,25 @@ class retry {
     time_point wake{};
   };
 
-  /// Attempts 2 and on. Each round waits as planned for the attempt that failed, keeping what
-  /// it failed with in case the wait is cut short, then tries again.
+  /// Attempts 2 and on. Each round waits as planned for the attempt that failed (`failed` is its
+  /// outcome), keeping what it failed with only while there is a wait that may be cut short,
+  /// then tries again.
   template <class Next, class Result>
-  [[gnu::noinline]] Result retry_after_failure(context& ctx, Next& next, Result failed, plan step,
+  [[gnu::noinline]] Result retry_after_failure(context& ctx, Next& next, std::optional<Result> kept,
+                                               outcome failed, plan step,
                                                time_point elapsed_limit) const {
-    std::optional<Result> kept(std::move(failed));
     for (int attempt = 2;; ++attempt) {
       if (step.reset) reset_.run();
-      detail::notify(observer_, retry_scheduled{ctx.name(), attempt - 1, step.delay,
-                                                kept->outcome(), step.hinted});
-      if (step.delay > duration::zero() && !ctx.sleep_until(step.wake)) {
-        detail::notify(observer_, retry_gave_up{ctx.name(), attempt - 1, give_up_reason::cancelled,
-                                                kept->outcome(), step.delay});
-        return std::move(*kept);
+      detail::notify(observer_,
+                     retry_scheduled{ctx.name(), attempt - 1, step.delay, failed, step.hinted});
+      if (step.delay > duration::zero()) {
+        if (!ctx.sleep_until(step.wake)) {
+          detail::notify(observer_, retry_gave_up{ctx.name(), attempt - 1,
+                                                  give_up_reason::cancelled, failed, step.delay});
+          return std::move(*kept);
+        }
+        kept.reset();
       }
-      kept.reset();
 
       ctx.begin_attempt(attempt);
       Result ended = next(ctx);
@@ -333,7 +340,8 @@ class retry {
       if (!plan_after_failure(ctx, ended.outcome(), attempt, previous_delay, elapsed_limit, step)) {
         return ended;
       }
-      kept.emplace(std::move(ended));
+      failed = ended.outcome();
+      if (step.delay > duration::zero()) kept.emplace(std::move(ended));
     }
   }
 
