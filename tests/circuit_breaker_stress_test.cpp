@@ -211,6 +211,8 @@ TEST(CircuitBreakerStress, HealthProbeNeverRunsTwiceAtOnce) {
   std::atomic<int> peak{0};
   std::atomic<int> probes{0};
   std::atomic<int> probes_for_late_callers{0};
+  constexpr int enough_probes = 10;
+  constexpr int max_calls_per_worker = 10'000'000;  // a safety net, far from ever reached
   breaker.set_health_probe([&](stockade::context& probe_ctx) {
     raise_to(peak, probing.fetch_add(1) + 1);
     probes.fetch_add(1);
@@ -254,9 +256,12 @@ TEST(CircuitBreakerStress, HealthProbeNeverRunsTwiceAtOnce) {
             break;
         }
         std::this_thread::yield();
-      });
+      },
+      // Until enough probes ran, not for a number of calls: a refusal costs nanoseconds, and
+      // the callers could be done before the operator thread has moved the clock even once.
+      [&] { return probes.load() >= enough_probes; }, max_calls_per_worker);
   EXPECT_LE(peak.load(), 1);
-  EXPECT_GT(probes.load(), 0);
+  EXPECT_GE(probes.load(), enough_probes);
   EXPECT_EQ(probing.load(), 0);
   EXPECT_EQ(probes_for_late_callers.load(), 0);  // never started for a caller who gave up
 }
