@@ -116,13 +116,30 @@ BENCHMARK(failure_returned_by_hand);
 
 // An open breaker refuses through an 8 s timeout and a retry: the retry gives up at once (the
 // breaker's hint reaches past the deadline), so the cost is that of the refusal itself.
-void rejection_open_breaker_through_timeout_and_retry(benchmark::State& state) {
-  stockade::circuit_breaker<stockade::consecutive_failures> breaker{
-      {.trip = {.threshold = 1}, .open_for = stockade::constant{std::chrono::hours(1)}}};
-  try {  // one failure opens it for an hour
-    stockade::pipeline{std::ref(breaker)}([] { return failing_dependency(1); });
-  } catch (const std::runtime_error&) {
+using breaker_type = stockade::circuit_breaker<stockade::consecutive_failures>;
+
+/// A breaker that one failure opens for an hour.
+breaker_type::options_type opens_for_an_hour() {
+  return {.trip = {.threshold = 1}, .open_for = stockade::constant{std::chrono::hours(1)}};
+}
+void trip(breaker_type& breaker) {
+  (void)stockade::pipeline{std::ref(breaker)}.try_call([] { return failing_dependency(1); });
+}
+
+/// Calls through `pipeline` with try_call, counting the refusals.
+template <class Pipeline>
+void refusals_through_try_call(benchmark::State& state, const Pipeline& pipeline) {
+  int x = 0;
+  for (auto _ : state) {
+    const auto refused = pipeline.try_call([&] { return dependency(x); });
+    x += refused.has_value() ? 0 : 1;
   }
+  benchmark::DoNotOptimize(x);
+}
+
+void rejection_open_breaker_through_timeout_and_retry(benchmark::State& state) {
+  breaker_type breaker{opens_for_an_hour()};
+  trip(breaker);
   const auto pipeline =
       stockade::pipeline{stockade::timeout{8s}, stockade::retry{}, std::ref(breaker)};
   int x = 0;
@@ -139,32 +156,18 @@ BENCHMARK(rejection_open_breaker_through_timeout_and_retry);
 
 // The same refusal through try_call, which throws nothing: the rejection comes back as a value.
 void rejection_open_breaker_through_timeout_and_retry_try_call(benchmark::State& state) {
-  stockade::circuit_breaker<stockade::consecutive_failures> breaker{
-      {.trip = {.threshold = 1}, .open_for = stockade::constant{std::chrono::hours(1)}}};
-  (void)stockade::pipeline{std::ref(breaker)}.try_call([] { return failing_dependency(1); });
-  const auto pipeline =
-      stockade::pipeline{stockade::timeout{8s}, stockade::retry{}, std::ref(breaker)};
-  int x = 0;
-  for (auto _ : state) {
-    const auto refused = pipeline.try_call([&] { return dependency(x); });
-    x += refused.has_value() ? 0 : 1;
-  }
-  benchmark::DoNotOptimize(x);
+  breaker_type breaker{opens_for_an_hour()};
+  trip(breaker);
+  refusals_through_try_call(
+      state, stockade::pipeline{stockade::timeout{8s}, stockade::retry{}, std::ref(breaker)});
 }
 BENCHMARK(rejection_open_breaker_through_timeout_and_retry_try_call);
 
 // The refusal alone: an open breaker and nothing else, through try_call.
 void rejection_open_breaker_alone_try_call(benchmark::State& state) {
-  stockade::circuit_breaker<stockade::consecutive_failures> breaker{
-      {.trip = {.threshold = 1}, .open_for = stockade::constant{std::chrono::hours(1)}}};
-  const auto pipeline = stockade::pipeline{std::ref(breaker)};
-  (void)pipeline.try_call([] { return failing_dependency(1); });
-  int x = 0;
-  for (auto _ : state) {
-    const auto refused = pipeline.try_call([&] { return dependency(x); });
-    x += refused.has_value() ? 0 : 1;
-  }
-  benchmark::DoNotOptimize(x);
+  breaker_type breaker{opens_for_an_hour()};
+  trip(breaker);
+  refusals_through_try_call(state, stockade::pipeline{std::ref(breaker)});
 }
 BENCHMARK(rejection_open_breaker_alone_try_call);
 

@@ -19,6 +19,8 @@
 #include <stockade/manual_clock.hpp>
 #include <stockade/stockade.hpp>
 
+#include "support.hpp"
+
 // --- counting throws ----------------------------------------------------------------------------
 // Every throw, `throw;` and std::rethrow_exception starts an unwind in libgcc through
 // _Unwind_RaiseException (a `throw;` by way of _Unwind_Resume_or_Rethrow, which calls it through
@@ -224,15 +226,7 @@ struct broken_policy {
   }
 };
 
-struct outcome_spy {
-  std::vector<stockade::outcome>* seen;
-  template <class Next>
-  auto invoke(context& ctx, Next&& next) const {
-    auto ended = next(ctx);
-    seen->push_back(ended.outcome());
-    return ended;
-  }
-};
+using stockade_test::outcome_spy;
 
 TEST(TryCall, AnExceptionFromAPolicysOwnCodeIsReturnedClassified) {
   const auto got = stockade::pipeline{broken_policy{}}.try_call([] { return 1; });

@@ -23,6 +23,8 @@
 #include <stockade/manual_clock.hpp>
 #include <stockade/pipeline.hpp>
 
+#include "support.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -45,16 +47,7 @@ struct response {
   int status;
 };
 
-// Reads the outcome the inner layers left, on both paths, as a retry or breaker would.
-struct outcome_spy {
-  std::vector<stockade::outcome>* seen;
-  template <class Next>
-  auto invoke(context& ctx, Next&& next) const {
-    auto ended = next(ctx);
-    seen->push_back(ended.outcome());
-    return ended;
-  }
-};
+using stockade_test::outcome_spy;
 
 // Runs `calls` calls through `chaos` and returns the numbers (from 1) of the calls that threw.
 template <class Injector>

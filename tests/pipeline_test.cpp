@@ -14,6 +14,8 @@
 #include <stockade/errors.hpp>
 #include <stockade/manual_clock.hpp>
 
+#include "support.hpp"
+
 // Outside the unnamed namespace: a free operator co_await with internal linkage that nothing
 // calls would be an unneeded declaration to clang.
 namespace deferred_work_types {
@@ -71,16 +73,7 @@ struct counting_classifier {
   }
 };
 
-// Reads the outcome after the inner layers, on both paths.
-struct outcome_spy {
-  std::vector<stockade::outcome>* seen;
-  template <class Next>
-  auto invoke(context& ctx, Next&& next) const {
-    auto ended = next(ctx);
-    seen->push_back(ended.outcome());
-    return ended;
-  }
-};
+using stockade_test::outcome_spy;
 
 // Refuses every call, as a bulkhead does when full.
 struct always_full {
