@@ -200,8 +200,9 @@ class detached_timeout {
     using call = detail::detached_call<std::decay_t<F>>;
     static_assert(detail::does_its_work_before_returning<typename call::result_type>());
     const time_point start = ctx.now();
-    if (ctx.deadline() <= start) refuse(ctx, errc::deadline_already_passed);
-    if (tracker_->running() >= options_.max_abandoned) refuse(ctx, errc::detached_limit_reached);
+    // A callee's refusal is its exception; the classifier knows these codes for rejections.
+    if (ctx.deadline() <= start) throw error(errc::deadline_already_passed);
+    if (tracker_->running() >= options_.max_abandoned) throw error(errc::detached_limit_reached);
     const time_point deadline = std::min(ctx.deadline(), context::deadline_after(start, limit_));
 
     auto state =
@@ -239,9 +240,6 @@ class detached_timeout {
   const detached_timeout_options& options() const noexcept { return options_; }
 
  private:
-  // A callee's refusal is its exception; the classifier knows it for a rejection.
-  [[noreturn]] static void refuse(context& /*ctx*/, errc code) { throw error(code); }
-
   duration limit_;
   detached_timeout_options options_;
   [[no_unique_address]] Observer observer_;
