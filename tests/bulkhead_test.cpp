@@ -410,23 +410,15 @@ TEST(Bulkhead, LeaverInTheMiddleKeepsTheOthersInOrder) {
   EXPECT_EQ(order, (std::vector<int>{0, 2}));
 }
 
-/// A clock whose waits fail, to check that a waiter whose wait throws leaves no trace.
+/// A clock that takes no timer, so every wait fails: a waiter whose wait throws leaves no trace.
 class clock_that_cannot_wait final : public stockade::clock {
  public:
   explicit clock_that_cannot_wait(manual_clock& time) : time_(time) {}
   stockade::time_point now() const noexcept override { return time_.now(); }
-  bool sleep_until(stockade::time_point until, std::stop_token stop) override {
-    return time_.sleep_until(until, std::move(stop));
-  }
-  bool wait_until(std::unique_lock<std::mutex>& /*lock*/, std::condition_variable_any& /*cv*/,
-                  stockade::time_point /*until*/, std::stop_token /*stop*/,
-                  stockade::detail::function_ref<bool()> /*ready*/) override {
+  void arm(stockade::timer& /*t*/, stockade::time_point /*when*/) override {
     throw std::runtime_error("cannot wait");
   }
-  std::uint64_t schedule_stop(stockade::time_point when, std::stop_source source) override {
-    return time_.schedule_stop(when, std::move(source));
-  }
-  void cancel_stop(std::uint64_t ticket) noexcept override { time_.cancel_stop(ticket); }
+  bool cancel(stockade::timer& t) noexcept override { return time_.cancel(t); }
 
  private:
   manual_clock& time_;

@@ -136,11 +136,11 @@ TEST(Context, WaitIsBoundedByTheDeadline) {
   context ctx{clock};
   ctx.set_timeout(1s);
   std::mutex mutex;
-  std::condition_variable_any cv;
+  stockade::detail::waiter_queue<stockade::detail::waiter> queue;
   bool ready = true;
   std::thread waiter([&] {
     std::unique_lock lock(mutex);
-    ready = ctx.wait_until(lock, cv, stockade::no_deadline, [] { return false; });
+    ready = ctx.wait_until(lock, queue, stockade::no_deadline, [] { return false; });
   });
   ASSERT_TRUE(clock.await_waiting(1));
   clock.advance(1s);

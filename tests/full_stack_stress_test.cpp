@@ -433,7 +433,10 @@ TEST(FullStackStress, EveryCallEndsOnceAndEveryLayerKeepsItsBounds) {
     workers.emplace_back([&, t] {
       for (int i = 0; i < calls_per_thread; ++i) {
         // Callers arrive over (virtual) time, as requests do, not all in the same instant.
-        clock.sleep_until(clock.now() + think_time, {});
+        {
+          context pause{clock};
+          pause.sleep_for(think_time);
+        }
         const int id = t * calls_per_thread + i;
         const std::string name = "call " + std::to_string(id);
         context ctx{clock};

@@ -633,19 +633,11 @@ class catch_checking_clock final : public stockade::clock {
  public:
   bool slept_inside_catch = false;
   stockade::time_point now() const noexcept override { return inner_.now(); }
-  bool sleep_until(stockade::time_point until, std::stop_token stop) override {
+  void arm(stockade::timer& t, stockade::time_point when) override {
     if (std::current_exception()) slept_inside_catch = true;
-    return inner_.sleep_until(until, std::move(stop));
+    inner_.arm(t, when);
   }
-  bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv,
-                  stockade::time_point until, std::stop_token stop,
-                  stockade::detail::function_ref<bool()> ready) override {
-    return inner_.wait_until(lock, cv, until, std::move(stop), ready);
-  }
-  std::uint64_t schedule_stop(stockade::time_point when, std::stop_source source) override {
-    return inner_.schedule_stop(when, std::move(source));
-  }
-  void cancel_stop(std::uint64_t ticket) noexcept override { inner_.cancel_stop(ticket); }
+  bool cancel(stockade::timer& t) noexcept override { return inner_.cancel(t); }
 
  private:
   manual_clock inner_;

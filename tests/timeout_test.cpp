@@ -253,27 +253,19 @@ TEST(Timeout, CallersStopRequestReachesTheCallee) {
   });
 }
 
-/// A clock whose first schedule_stop fails (as when the timer thread cannot be started).
+/// A clock whose first timer cannot be armed (as when the timer thread cannot be started).
 class clock_failing_once final : public stockade::clock {
  public:
   explicit clock_failing_once(manual_clock& time) : time_(time) {}
   time_point now() const noexcept override { return time_.now(); }
-  bool sleep_until(time_point until, std::stop_token stop) override {
-    return time_.sleep_until(until, std::move(stop));
-  }
-  bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv,
-                  time_point until, std::stop_token stop,
-                  stockade::detail::function_ref<bool()> ready) override {
-    return time_.wait_until(lock, cv, until, std::move(stop), ready);
-  }
-  std::uint64_t schedule_stop(time_point when, std::stop_source source) override {
+  void arm(stockade::timer& t, time_point when) override {
     if (!failed_) {
       failed_ = true;
       throw std::runtime_error("no timer");
     }
-    return time_.schedule_stop(when, std::move(source));
+    time_.arm(t, when);
   }
-  void cancel_stop(std::uint64_t ticket) noexcept override { time_.cancel_stop(ticket); }
+  bool cancel(stockade::timer& t) noexcept override { return time_.cancel(t); }
 
  private:
   manual_clock& time_;

@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -194,11 +193,6 @@ class bulkhead {
     return static_cast<std::size_t>(word >> 32);
   }
 
-  struct waiter : detail::waiter_hook {
-    std::condition_variable_any wake;  // one per waiter: a hand-off wakes exactly its receiver
-    bool granted = false;              // under mutex_: the releaser handed us its slot
-  };
-
   // The whole success path: one load and one CAS, no lock, no allocation.
   bool take_free_slot() noexcept {
     std::uint64_t word = state_.load(std::memory_order_relaxed);
@@ -228,10 +222,8 @@ class bulkhead {
     while (taken(word) < options_.max_concurrent) {
       if (state_.compare_exchange_weak(word, word + 1 - one_waiter, std::memory_order_acq_rel,
                                        std::memory_order_relaxed)) {
-        waiter& oldest = queue_.pop_front();
-        oldest.granted = true;
         note_in_flight(taken(word) + 1);
-        oldest.wake.notify_one();  // under mutex_: the waiter cannot leave before we are done
+        queue_.pop_front().serve();  // handed the slot; under mutex_, so it cannot leave yet
         return;
       }
     }
@@ -255,10 +247,7 @@ class bulkhead {
       return refuse(ctx, reason::wait_exceeded, duration::zero(), refused);
     }
 
-    // Built before the queued count is raised: building it may throw (the condition variable
-    // may allocate), and a count raised for a waiter that never queued would close the fast
-    // path for good.
-    waiter self;
+    detail::waiter self;
     std::unique_lock lock(mutex_);
     std::uint64_t word = state_.load(std::memory_order_relaxed);
     for (;;) {
@@ -282,11 +271,10 @@ class bulkhead {
     const time_point until = context::saturating_add(start, options_.max_wait);
     bool granted = false;
     try {
-      granted = ctx.wait_until(lock, self.wake, until, [&self] { return self.granted; });
+      granted = ctx.wait_for_turn(lock, self, until);
     } catch (...) {
       // The node lives on this frame: it must not stay queued, nor a handed slot stay taken.
-      if (!lock.owns_lock()) lock.lock();
-      if (self.granted) {
+      if (self.served) {
         lock.unlock();
         release();
       } else {
@@ -303,7 +291,7 @@ class bulkhead {
         waited, refused);
   }
 
-  void leave_queue(waiter& self) noexcept {  // under mutex_, for a waiter not handed a slot
+  void leave_queue(detail::waiter& self) noexcept {  // under mutex_, for a waiter not handed a slot
     queue_.erase(self);
     state_.fetch_sub(one_waiter, std::memory_order_relaxed);
   }
@@ -334,7 +322,7 @@ class bulkhead {
   std::atomic<std::size_t> peak_{0};
   alignas(64) std::atomic<std::uint64_t> rejected_{0};
   std::mutex mutex_;
-  detail::waiter_queue<waiter> queue_;
+  detail::waiter_queue<detail::waiter> queue_;
   [[no_unique_address]] Observer observer_;
 };
 

@@ -1,24 +1,17 @@
-// The one time source every policy reads and sleeps through. Tests inject
+// The one time source every policy reads and waits through. Tests inject
 // stockade::testing::manual_clock (manual_clock.hpp); production uses real_clock.
-// Invariant: every wait goes through a clock, so a manual clock can make every wait instant
-// or release it deterministically, and every wait can be bounded by a deadline and a stop token.
+// Invariant: every wait is a timer armed on a clock (timer.hpp), so a manual clock can release
+// every wait deterministically; how a wait blocks (a thread, later a coroutine) is the business
+// of whoever drives it (detail/parking.hpp for threads), not of the clock.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <mutex>
-#include <stop_token>
 
-#include "detail/function_ref.hpp"
 #include "detail/timer_thread.hpp"
+#include "timer.hpp"
 
 namespace stockade {
 
-using duration = std::chrono::nanoseconds;
-/// Every stockade clock shares steady_clock's time_point type, so a context, a deadline or a
-/// breaker's window never depends on which clock is in use.
-using time_point = std::chrono::steady_clock::time_point;
 /// "No deadline": the latest representable time point.
 inline constexpr time_point no_deadline = time_point::max();
 /// The latest time a deadline can be. A limit that would reach past it stops here, so that a
@@ -43,21 +36,17 @@ class clock {
 
   virtual time_point now() const noexcept = 0;
 
-  /// Blocks until `until` or until `stop` is requested; false if the stop request woke it.
-  virtual bool sleep_until(time_point until, std::stop_token stop) = 0;
+  /// Fires `t` (runs its action once) when this clock reaches `when`; a time already past fires
+  /// it soon. `t` must not be armed already, and must stay alive until it has fired or cancel()
+  /// has returned. May throw if the clock cannot take timers; `t` is then not armed.
+  virtual void arm(timer& t, time_point when) = 0;
 
-  /// With `lock` held, waits on `cv` until `ready()` (checked under `lock`), `until`, or a stop
-  /// request; returns `ready()`. Whoever makes `ready()` true must notify `cv`.
-  virtual bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv,
-                          time_point until, std::stop_token stop,
-                          detail::function_ref<bool()> ready) = 0;
-
-  /// Requests a stop on `source` when this clock reaches `when`; returns a ticket for cancel_stop.
-  virtual std::uint64_t schedule_stop(time_point when, std::stop_source source) = 0;
-  virtual void cancel_stop(std::uint64_t ticket) noexcept = 0;
+  /// Stops `t` from firing. True if it was armed and now never fires; false if it has fired or
+  /// was never armed. If its action is running, returns once the action has finished.
+  virtual bool cancel(timer& t) noexcept = 0;
 };
 
-/// std::chrono::steady_clock, with real sleeps and one shared timer thread for stop requests.
+/// std::chrono::steady_clock, with one shared timer thread (detail/timer_thread.hpp).
 class real_clock final : public clock {
  public:
   static real_clock& instance() noexcept {
@@ -66,32 +55,8 @@ class real_clock final : public clock {
   }
 
   time_point now() const noexcept override { return std::chrono::steady_clock::now(); }
-
-  bool sleep_until(time_point until, std::stop_token stop) override {
-    std::mutex mutex;
-    std::condition_variable_any cv;
-    std::unique_lock lock(mutex);
-    if (until == no_deadline) {
-      cv.wait(lock, stop, [] { return false; });
-    } else {
-      cv.wait_until(lock, stop, until, [] { return false; });
-    }
-    return !stop.stop_requested();
-  }
-
-  bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv,
-                  time_point until, std::stop_token stop,
-                  detail::function_ref<bool()> ready) override {
-    if (until == no_deadline) return cv.wait(lock, stop, ready);
-    return cv.wait_until(lock, stop, until, ready);
-  }
-
-  std::uint64_t schedule_stop(time_point when, std::stop_source source) override {
-    return detail::timer_thread::instance().schedule(when, std::move(source));
-  }
-  void cancel_stop(std::uint64_t ticket) noexcept override {
-    detail::timer_thread::instance().cancel(ticket);
-  }
+  void arm(timer& t, time_point when) override { detail::timer_thread::instance().arm(t, when); }
+  bool cancel(timer& t) noexcept override { return detail::timer_thread::instance().cancel(t); }
 
  private:
   real_clock() = default;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -17,6 +18,9 @@
 
 #include "classifier.hpp"
 #include "clock.hpp"
+#include "detail/parking.hpp"
+#include "detail/waiter_queue.hpp"
+#include "timer.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -43,23 +47,44 @@ inline stockade::outcome classify_with_defaults(const void* /*unused*/,
 inline constexpr classifier_binding default_classifier_binding{&classify_with_defaults, nullptr,
                                                                nullptr};
 
-/// A stop source that fires at a deadline and whenever the caller's own token fires.
-/// Created disarmed (no allocation); armed only when a callee asks for a stop token.
+/// A stop source that fires at a deadline and whenever the caller's own token fires. Created
+/// disarmed; armed only when a callee asks for a stop token. Its timer and its link to the
+/// caller's token live here, in place: arming costs the std::stop_source's shared state (the
+/// one allocation std::stop_token needs) and one uncontended lock of a timer shard.
 class deadline_stop {
  public:
-  bool armed() const noexcept { return state_ != nullptr; }
-  bool stop_requested() const noexcept { return state_ && state_->source.stop_requested(); }
+  deadline_stop() noexcept = default;
+  deadline_stop(const deadline_stop&) = delete;
+  deadline_stop& operator=(const deadline_stop&) = delete;
+  ~deadline_stop() {
+    if (timer_clock_ != nullptr) (void)timer_clock_->cancel(timer_);
+  }
 
-  std::stop_token arm(clock& on, time_point deadline, const std::stop_token& caller) {
-    if (!state_) {
-      // Kept only once scheduled: if scheduling throws, the next call arms again instead of
-      // handing out a token that would never fire at the deadline.
-      auto armed = std::make_unique<armed_state>(on);
-      armed->link.emplace(caller, forward_stop{&armed->source});
-      armed->ticket = on.schedule_stop(deadline, armed->source);
-      state_ = std::move(armed);
+  bool armed() const noexcept { return source_.stop_possible(); }
+  bool stop_requested() const noexcept { return source_.stop_requested(); }
+
+  /// `now`: the caller's idea of the current time; a deadline already reached stops at once.
+  std::stop_token arm(clock& on, time_point now, time_point deadline,
+                      const std::stop_token& caller) {
+    if (!source_.stop_possible()) {
+      source_ = std::stop_source{};
+      link_.emplace(caller, forward_stop{&source_});
+      if (deadline <= now) {
+        source_.request_stop();
+      } else {
+        try {
+          on.arm(timer_, deadline);
+        } catch (...) {
+          // Not kept: the next call arms again instead of handing out a token that would never
+          // fire at the deadline.
+          link_.reset();
+          source_ = std::stop_source{std::nostopstate};
+          throw;
+        }
+        timer_clock_ = &on;
+      }
     }
-    return state_->source.get_token();
+    return source_.get_token();
   }
 
  private:
@@ -67,20 +92,14 @@ class deadline_stop {
     std::stop_source* target;
     void operator()() const noexcept { target->request_stop(); }
   };
-  // Allocated only when armed, so an unarmed context carries one null pointer.
-  struct armed_state {
-    explicit armed_state(clock& on) : timer_clock(on) {}
-    armed_state(const armed_state&) = delete;
-    armed_state& operator=(const armed_state&) = delete;
-    ~armed_state() {
-      if (ticket != 0) timer_clock.cancel_stop(ticket);
-    }
-    clock& timer_clock;
-    std::uint64_t ticket = 0;
-    std::stop_source source;
-    std::optional<std::stop_callback<forward_stop>> link;  // destroyed before source
-  };
-  std::unique_ptr<armed_state> state_;
+  static void deadline_reached(void* self) noexcept {
+    static_cast<deadline_stop*>(self)->source_.request_stop();
+  }
+
+  std::stop_source source_{std::nostopstate};
+  std::optional<std::stop_callback<forward_stop>> link_;  // destroyed before source_
+  timer timer_{timer::purpose::alarm, &deadline_reached, this};
+  clock* timer_clock_ = nullptr;  // set once timer_ is armed
 };
 
 }  // namespace detail
@@ -148,11 +167,11 @@ class context {
 
   // --- cancellation ------------------------------------------------------------------------
   /// The token to pass to anything that can be cancelled. With a deadline, the token also
-  /// fires when the deadline passes; that costs an allocation and a timer entry, paid only by
-  /// calls that ask for the token.
+  /// fires when the deadline passes; that costs the stop state's allocation and a timer, paid
+  /// only by calls that ask for the token.
   std::stop_token stop_token() {
     if (!has_deadline()) return caller_stop_;
-    return stop_->arm(clock(), deadline_, caller_stop_);
+    return stop_->arm(clock(), now(), deadline_, caller_stop_);
   }
   /// The caller's own token, without the deadline.
   const std::stop_token& caller_stop_token() const noexcept { return caller_stop_; }
@@ -164,21 +183,62 @@ class context {
   /// Sleeps until `until`; true only if it slept that long (not cut by the deadline or a stop).
   bool sleep_until(time_point until) {
     const time_point limit = std::min(until, deadline_);
-    const bool slept = clock().sleep_until(limit, caller_stop_);
+    if (caller_stop_.stop_requested()) return false;
+    if (limit <= now()) return limit == until;  // nothing to wait for: no timer at all
+    detail::parking_spot spot;
+    const bool slept =
+        detail::park_until(clock(), limit, timer::purpose::sleep, caller_stop_, spot);
     forget_now();
     return slept && limit == until;
   }
   bool sleep_for(duration length) { return sleep_until(saturating_add(now(), length)); }
 
-  /// With `lock` held, waits on `cv` until `ready()`, `until`, the deadline or a stop; returns
-  /// ready(). Whoever makes ready() true must notify `cv`.
-  template <class Ready>
-  bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv,
-                  time_point until, Ready&& ready) {
-    const bool result = clock().wait_until(lock, cv, std::min(until, deadline_), caller_stop_,
-                                           detail::function_ref<bool()>(ready));
+  /// Waits for a turn in a policy's queue. Call it with `lock` (the policy's mutex) held and
+  /// `self` queued; whoever serves `self` does so under that mutex (waiter::serve). Returns with
+  /// `lock` held: true if served; false if `until`, the deadline or a stop came first, and then
+  /// the caller takes `self` out of its queue. May throw if the clock cannot take the wait's
+  /// timer; `self` is then still queued and `lock` held.
+  bool wait_for_turn(std::unique_lock<std::mutex>& lock, detail::waiter& self, time_point until) {
+    detail::parking_spot spot;
+    self.resume = &detail::parking_spot::wake;
+    self.target = &spot;
+    lock.unlock();
+    try {
+      (void)detail::park_until(clock(), std::min(until, deadline_), timer::purpose::wait,
+                               caller_stop_, spot);
+    } catch (...) {
+      lock.lock();  // from here on nobody resumes `self`, so `spot` may go
+      self.resume = nullptr;
+      throw;
+    }
+    lock.lock();
+    self.resume = nullptr;
     forget_now();
-    return result;
+    return self.served;
+  }
+
+  /// With `lock` (a policy's mutex) held, waits until `ready()`, `until`, the deadline or a
+  /// stop; returns ready(). Whoever makes ready() true serves `queue` under that mutex
+  /// (detail::serve_all).
+  template <class Ready>
+  bool wait_until(std::unique_lock<std::mutex>& lock, detail::waiter_queue<detail::waiter>& queue,
+                  time_point until, Ready&& ready) {
+    while (!ready()) {
+      detail::waiter self;
+      queue.push_back(self);
+      bool served = false;
+      try {
+        served = wait_for_turn(lock, self, until);
+      } catch (...) {
+        queue.erase(self);
+        throw;
+      }
+      if (!served) {
+        queue.erase(self);
+        return ready();
+      }
+    }
+    return true;
   }
 
   // --- attempts ----------------------------------------------------------------------------

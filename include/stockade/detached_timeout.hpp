@@ -22,6 +22,7 @@
 
 #include "context.hpp"
 #include "detail/validate.hpp"
+#include "detail/waiter_queue.hpp"
 #include "errors.hpp"
 #include "events.hpp"
 #include "pipeline.hpp"
@@ -123,7 +124,7 @@ class detached_call {
       const std::lock_guard lock(mutex_);
       done_ = true;
       was_abandoned = abandoned_;
-      finished_.notify_all();
+      serve_all(finished_);
     }
     if (was_abandoned) tracker_->finished();
   }
@@ -164,7 +165,7 @@ class detached_call {
   std::optional<stored_type> value_;
   std::exception_ptr failure_;
   std::mutex mutex_;
-  std::condition_variable_any finished_;
+  waiter_queue<waiter> finished_;  // served when the call is done
   bool done_ = false;
   bool abandoned_ = false;
 };

@@ -88,8 +88,8 @@ concept health_probe = detail::probe_callable<P>;
 
 namespace detail {
 
-/// A stop request scheduled on a clock that runs `Action` (once) unless disarmed first. For
-/// work that must happen at a time outside any call (a result ageing out) without a thread.
+/// A timer on a clock that runs `Action` (once) unless disarmed first. For work that must happen
+/// at a time outside any call (a result ageing out) without a thread of its own.
 template <class Action>
 class clock_alarm {
  public:
@@ -98,28 +98,28 @@ class clock_alarm {
   clock_alarm& operator=(const clock_alarm&) = delete;
   ~clock_alarm() { disarm(); }
 
-  /// Replaces any alarm set before. With `at` already past, `action` runs now, on this thread.
+  /// Replaces any alarm set before. A time already past runs `action` soon (at once, on this
+  /// thread, with a manual clock).
   void arm(clock& on, time_point at, Action action) {
     disarm();
-    if (at == no_deadline) return;  // never: no timer entry at all
-    source_ = std::stop_source{};
-    callback_.emplace(source_.get_token(), std::move(action));
+    if (at == no_deadline) return;  // never: no timer at all
+    action_.emplace(std::move(action));
+    on.arm(timer_, at);
     clock_ = &on;
-    ticket_ = on.schedule_stop(at, source_);
   }
-  /// After disarm() returns, the action is not running and will not run.
+  /// After disarm() returns, the action is not running (unless it is the caller) and will not
+  /// run. The action is kept: an action may disarm its own alarm while it runs.
   void disarm() noexcept {
-    if (clock_ != nullptr && ticket_ != 0) clock_->cancel_stop(ticket_);
-    callback_.reset();  // waits for an action running on the timer's thread
+    if (clock_ != nullptr) (void)clock_->cancel(timer_);
     clock_ = nullptr;
-    ticket_ = 0;
   }
 
  private:
-  clock* clock_ = nullptr;
-  std::uint64_t ticket_ = 0;
-  std::stop_source source_{std::nostopstate};
-  std::optional<std::stop_callback<Action>> callback_;  // destroyed before source_
+  static void due(void* self) noexcept { (*static_cast<clock_alarm*>(self)->action_)(); }
+
+  clock* clock_ = nullptr;  // set while timer_ is armed
+  std::optional<Action> action_;
+  timer timer_{timer::purpose::alarm, &due, this};
 };
 
 /// Keeps the real clock's timer thread alive as long as an object made after this call:

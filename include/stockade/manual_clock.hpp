@@ -1,6 +1,7 @@
 // A clock for tests: time moves only when the test (or a sleep) moves it, so every test is
-// deterministic and instant. Invariant: a waiter checks the time under this clock's mutex and
-// advance() notifies under it, so no wake-up is ever lost between the check and the wait.
+// deterministic and instant. Invariant: timers are armed and taken for firing under this clock's
+// mutex, and advance() fires every timer due by the new time before it returns (outside the
+// mutex, in order of due time), so no wake-up is lost between a check and a wait.
 #pragma once
 
 #include <algorithm>
@@ -8,14 +9,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <cstdint>
-#include <map>
 #include <mutex>
-#include <stop_token>
-#include <utility>
-#include <vector>
 
 #include "clock.hpp"
+#include "detail/timer_list.hpp"
+#include "timer.hpp"
 
 namespace stockade::testing {
 
@@ -35,7 +33,7 @@ class manual_clock final : public clock {
     return time_point{duration{now_.load(std::memory_order_acquire)}};
   }
 
-  /// Moves time forward by `step`, wakes every waiter whose time has come, fires stop timers.
+  /// Moves time forward by `step` and fires every timer due by then (waking what waits on them).
   /// A step past the end of time stops at latest_deadline: every deadline has then passed, and
   /// only a wait without one ("until no_deadline") still waits. A step <= 0 moves nothing.
   void advance(duration step) {
@@ -43,21 +41,17 @@ class manual_clock final : public clock {
     advance_to(step <= duration::zero() ? at : detail::add_up_to(at, step, latest_deadline));
   }
 
-  /// Moves time forward to `when` (at most latest_deadline); a time in the past leaves the clock
-  /// where it is.
+  /// Moves time forward to `when` (at most latest_deadline) and fires every timer due by then;
+  /// a time in the past leaves the clock where it is.
   void advance_to(time_point when) {
     when = std::min(when, latest_deadline);
-    std::vector<std::stop_source> fire;
+    timer* due = nullptr;
     {
       std::lock_guard lock(mutex_);
       if (when > now()) now_.store(when.time_since_epoch().count(), std::memory_order_release);
-      for (waiter* w : waiters_) w->cv->notify_all();
-      while (!timers_.empty() && timers_.begin()->first.first <= now()) {
-        fire.push_back(std::move(timers_.begin()->second));
-        timers_.erase(timers_.begin());
-      }
+      due = timers_.take_due(now());
     }
-    for (auto& source : fire) source.request_stop();  // outside the lock: callbacks run user code
+    detail::timer_list::fire_all(due);  // outside the lock: actions run user code
   }
 
   void set_sleep_mode(sleeps mode) noexcept {
@@ -69,118 +63,65 @@ class manual_clock final : public clock {
   std::size_t sleep_count() const noexcept { return sleep_count_.load(); }
   duration total_slept() const noexcept { return duration{total_slept_.load()}; }
 
-  /// Threads blocked on this clock right now (in wait_until or a blocking sleep).
+  /// Waits armed on this clock right now: sleeps, and waits for something else with a time
+  /// limit or none (a queued caller, a follower of a single flight); not deadline alarms.
   std::size_t waiting() const {
     std::lock_guard lock(mutex_);
-    return waiters_.size();
+    return timers_.waiters();
   }
 
-  /// Blocks (in real time) until at least `count` threads wait on this clock. Lets a test
+  /// Blocks (in real time) until at least `count` waits are armed on this clock. Lets a test
   /// order threads without sleeping. Gives up after `patience` and returns false, so a broken
   /// test fails instead of hanging.
   bool await_waiting(std::size_t count,
                      std::chrono::milliseconds patience = std::chrono::seconds(30)) const {
     std::unique_lock lock(mutex_);
-    return waiters_changed_.wait_for(lock, patience, [&] { return waiters_.size() >= count; });
+    return waiters_changed_.wait_for(lock, patience, [&] { return timers_.waiters() >= count; });
   }
 
-  /// The earliest time a thread waiting on this clock (or a stop timer) is due; time_point::max()
-  /// if none. With every thread of a test blocked on the clock, advance_to(next_wake()) moves
-  /// time straight to the next thing that happens, so many threads see time pass alike.
+  /// The earliest time a timer armed on this clock is due; time_point::max() if none. With
+  /// every thread of a test blocked on the clock, advance_to(next_wake()) moves time straight to
+  /// the next thing that happens, so many threads see time pass alike.
   time_point next_wake() const {
     std::lock_guard lock(mutex_);
-    time_point earliest = time_point::max();
-    for (const waiter* w : waiters_) earliest = std::min(earliest, w->until);
-    if (!timers_.empty()) earliest = std::min(earliest, timers_.begin()->first.first);
-    return earliest;
+    return timers_.earliest(time_point::max());
   }
 
-  bool sleep_until(time_point until, std::stop_token stop) override {
-    if (stop.stop_requested()) return false;
-    const time_point start = now();
-    sleep_count_.fetch_add(1);
-    if (until > start) total_slept_.fetch_add((until - start).count());
-    bool blocking = false;
+  /// A time already come fires `t` at once, on this thread. A sleep in advance_time mode moves
+  /// time to its end at once (at most latest_deadline, so even a sleep "forever" ends).
+  void arm(timer& t, time_point when) override {
+    bool advance_now = false;
     {
       std::lock_guard lock(mutex_);
-      blocking = mode_ == sleeps::wait_for_advance;
-    }
-    if (!blocking) {
-      advance_to(until);
-      return true;
-    }
-    std::mutex mutex;
-    std::condition_variable_any cv;
-    std::unique_lock lock(mutex);
-    wait_until(lock, cv, until, stop, [] { return false; });
-    return !stop.stop_requested() && now() >= until;
-  }
-
-  bool wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv,
-                  time_point until, std::stop_token stop,
-                  detail::function_ref<bool()> ready) override {
-    // Hold the caller's mutex and ours together while checking, and let cv release both
-    // atomically: advance() takes our mutex to move time, so it cannot slip in between.
-    both_locks both{*lock.mutex(), mutex_};
-    mutex_.lock();
-    waiter self{&cv, until};
-    waiters_.push_back(&self);
-    waiters_changed_.notify_all();
-    struct deregister {
-      manual_clock& clock;
-      waiter* self;
-      ~deregister() {
-        clock.waiters_.erase(std::find(clock.waiters_.begin(), clock.waiters_.end(), self));
-        clock.mutex_.unlock();
+      if (t.what() == timer::purpose::sleep) {
+        const time_point at = now();
+        sleep_count_.fetch_add(1);
+        if (when > at) total_slept_.fetch_add((when - at).count());
+        if (mode_ == sleeps::advance_time) {
+          advance_now = true;
+          when = std::min(when, latest_deadline);
+        }
       }
-    } on_exit{*this, &self};
-    cv.wait(both, stop, [&] { return ready() || now() >= until; });
-    return ready();
+      timers_.insert(t, when);
+      waiters_changed_.notify_all();
+    }
+    advance_to(advance_now ? when : now());
   }
 
-  std::uint64_t schedule_stop(time_point when, std::stop_source source) override {
+  bool cancel(timer& t) noexcept override {
     {
       std::lock_guard lock(mutex_);
-      if (when > now()) {
-        const std::uint64_t ticket = ++last_ticket_;
-        timers_.emplace(std::pair{when, ticket}, std::move(source));
-        return ticket;
-      }
+      if (timers_.remove(t)) return true;
     }
-    source.request_stop();
-    return 0;
-  }
-
-  void cancel_stop(std::uint64_t ticket) noexcept override {
-    std::lock_guard lock(mutex_);
-    std::erase_if(timers_, [&](const auto& entry) { return entry.first.second == ticket; });
+    detail::timer_list::wait_while_firing(t);
+    return false;
   }
 
  private:
-  struct waiter {
-    std::condition_variable_any* cv;
-    time_point until;  // when its wait ends by time, if nothing readies it first
-  };
-  // Locks the caller's mutex, then ours; the order every waiter uses, so it cannot deadlock.
-  struct both_locks {
-    std::mutex& outer;
-    std::mutex& inner;
-    void lock() {
-      outer.lock();
-      inner.lock();
-    }
-    void unlock() {
-      inner.unlock();
-      outer.unlock();
-    }
-  };
-
   std::atomic<duration::rep> now_;
   mutable std::mutex mutex_;
   mutable std::condition_variable waiters_changed_;
-  std::vector<waiter*> waiters_;
-  std::map<std::pair<time_point, std::uint64_t>, std::stop_source> timers_;
-  std::uint64_t last_ticket_ = 0;
+  detail::timer_list timers_;
   sleeps mode_;
   std::atomic<std::size_t> sleep_count_{0};
   std::atomic<duration::rep> total_slept_{0};

@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -29,6 +28,7 @@
 #include "detail/duration_text.hpp"
 #include "detail/reset_on_fatal.hpp"
 #include "detail/validate.hpp"
+#include "detail/waiter_queue.hpp"
 #include "detail/with_context.hpp"
 #include "errors.hpp"
 #include "events.hpp"
@@ -348,7 +348,7 @@ class resource {
     explicit drain_state(std::function<void(T&)> closer) : close(std::move(closer)) {}
     std::function<void(T&)> close;
     mutable std::mutex mutex;
-    std::condition_variable_any all_closed;
+    detail::waiter_queue<detail::waiter> all_closed;  // served whenever an instance closes
     std::size_t live = 0;
   };
 
@@ -379,7 +379,7 @@ class resource {
       object.reset();
       std::lock_guard lock(drain->mutex);
       --drain->live;
-      drain->all_closed.notify_all();
+      detail::serve_all(drain->all_closed);
     }
 
     std::unique_ptr<T> object;

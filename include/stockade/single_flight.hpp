@@ -4,7 +4,6 @@
 // leader that gives up hands the work to a waiter, which runs it again under its own deadline.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -16,6 +15,7 @@
 #include <utility>
 
 #include "context.hpp"
+#include "detail/waiter_queue.hpp"
 #include "errors.hpp"
 #include "policy.hpp"
 
@@ -26,7 +26,7 @@ namespace detail {
 /// One run of the work, shared by its leader and its waiters. Guarded by the owner's mutex.
 template <class R>
 struct flight_run {
-  std::condition_variable_any cv;  // notified when done or when the leader leaves
+  waiter_queue<waiter> followers;  // served when done or when the leader leaves
   bool done = false;
   bool has_leader = true;
   std::size_t waiters = 0;
@@ -66,7 +66,7 @@ R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Wor
         run->done = true;
         slot.forget(run);
       }
-      run->cv.notify_all();
+      serve_all(run->followers);
       throw;
     }
     lock.lock();
@@ -77,7 +77,7 @@ R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Wor
     }
     run->done = true;
     slot.forget(run);
-    run->cv.notify_all();
+    serve_all(run->followers);
     return std::move(*value);
   };
 
@@ -97,8 +97,8 @@ R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Wor
 
   ++run->waiters;
   for (;;) {
-    const bool woken =
-        ctx.wait_until(lock, run->cv, no_deadline, [&] { return run->done || !run->has_leader; });
+    const bool woken = ctx.wait_until(lock, run->followers, no_deadline,
+                                      [&] { return run->done || !run->has_leader; });
     if (run->done) {
       --run->waiters;
       if (run->failure) std::rethrow_exception(run->failure);

@@ -1,7 +1,9 @@
-// An intrusive first-in-first-out list of waiters whose nodes live on the waiting threads' own
-// stacks, so queueing a waiter allocates nothing and the order of arrival is the order served.
+// An intrusive first-in-first-out list of waiters whose nodes live with the waiters themselves
+// (a thread's stack, later a coroutine's frame), so queueing a waiter allocates nothing and the
+// order of arrival is the order served.
 // Invariant: every operation runs under the owner's mutex, and a waiter unlinks its node (or is
-// unlinked by whoever serves it) before its stack frame ends.
+// unlinked by whoever serves it) before its frame ends. Whoever serves a waiter marks it served
+// and resumes it under that same mutex, so the waiter cannot leave in between.
 #pragma once
 
 #include <cstddef>
@@ -87,5 +89,26 @@ class waiter_queue {
   waiter_hook* tail_ = nullptr;
   std::size_t size_ = 0;
 };
+
+/// A waiter that whoever serves it resumes: a blocked thread's parking spot (parking.hpp), later
+/// a coroutine. Policies queue these, or nodes derived from them.
+struct waiter : waiter_hook {
+  using resume_action = void (*)(void* target) noexcept;
+
+  /// Under the owner's mutex, after unlinking it: marks it served and resumes it.
+  void serve() noexcept {
+    served = true;
+    if (resume != nullptr) resume(target);
+  }
+
+  bool served = false;  // under the owner's mutex
+  resume_action resume = nullptr;
+  void* target = nullptr;
+};
+
+/// Under the owner's mutex: serves every waiter queued, oldest first.
+inline void serve_all(waiter_queue<waiter>& queue) noexcept {
+  while (!queue.empty()) queue.pop_front().serve();
+}
 
 }  // namespace stockade::detail
