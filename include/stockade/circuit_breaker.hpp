@@ -390,7 +390,8 @@ class circuit_breaker {
     return ended;
   }
 
-  void record_closed(context& ctx, std::uint64_t word, const outcome& result, time_point started) {
+  [[gnu::always_inline]] void record_closed(context& ctx, std::uint64_t word, const outcome& result,
+                                            time_point started) {
     const tally kind = judge(result);
     if (kind == tally::ignored) return;
     call_record call;

@@ -179,7 +179,9 @@ class retry {
         observer_(std::move(observer)),
         random_(std::move(random)),
         reset_(std::move(reset)),
-        budget_(budget) {}
+        budget_(budget),
+        waits_are_zero_(std::min(options_.max_delay, detail::schedule_cap(options_.backoff)) <=
+                        duration::zero()) {}
 
   /// The same policy, with reset actions added to run on a fatal verdict.
   template <class... Actions>
@@ -359,8 +361,9 @@ class retry {
   /// Decides what follows a failed attempt (its outcome `result`) into `step`: true for another
   /// attempt after step.delay; false when giving up (reset actions run and the event is sent
   /// here). Asks the budget last, because a budget charges the retries it grants.
-  bool plan_after_failure(context& ctx, const outcome& result, int attempt, duration previous_delay,
-                          time_point elapsed_limit, plan& step) const {
+  [[gnu::always_inline]] bool plan_after_failure(context& ctx, const outcome& result, int attempt,
+                                                 duration previous_delay, time_point elapsed_limit,
+                                                 plan& step) const {
     step = plan{};
     step.reset = !Reset::empty() && detail::calls_for_reset(result);
     if constexpr (has_budget) budget_->on_attempt(result, attempt == 1);
@@ -380,8 +383,7 @@ class retry {
     if (options_.use_retry_after && result.retry_after > duration::zero()) {
       step.delay = std::min(result.retry_after, options_.max_delay);
       step.hinted = true;
-    } else if (std::min(options_.max_delay, detail::schedule_cap(options_.backoff)) >
-               duration::zero()) {
+    } else if (!waits_are_zero_) {
       step.delay = jittered_delay(options_.backoff, options_.jitter, attempt, previous_delay,
                                   options_.max_delay, random_);
     }  // else every wait is zero, whatever the schedule and the jitter: nothing to compute
@@ -430,6 +432,8 @@ class retry {
   [[no_unique_address]] mutable Random random_;
   [[no_unique_address]] Reset reset_;
   Budget* budget_;  // null only for no_budget, which is never called through it
+  // Every wait is zero, whatever the schedule and the jitter: decided once, not per failure.
+  bool waits_are_zero_;
 };
 
 }  // namespace stockade
