@@ -209,8 +209,27 @@ TEST(Context, HandsAResourceToTheCallee) {
   std::string connection = "conn-1";
   EXPECT_EQ(ctx.find_resource<std::string>(), nullptr);
   EXPECT_THROW(ctx.resource<std::string>(), std::logic_error);
-  ctx.set_resource(&connection);
-  EXPECT_EQ(&ctx.resource<std::string>(), &connection);
+  {
+    const stockade::lend_scope<std::string> lent(ctx, &connection);
+    EXPECT_EQ(&ctx.resource<std::string>(), &connection);
+    EXPECT_EQ(ctx.find_resource<int>(), nullptr);
+  }
+  EXPECT_EQ(ctx.find_resource<std::string>(), nullptr);  // taken back with its scope
+}
+
+TEST(Context, ResourcesOfDifferentTypesAreAllVisibleAndAnInnerOneHidesAnOuterOfItsType) {
+  context ctx;
+  std::string outer_connection = "conn-1";
+  std::string inner_connection = "conn-2";
+  int cache_client = 7;
+  const stockade::lend_scope<std::string> outer(ctx, &outer_connection);
+  {
+    const stockade::lend_scope<int> cache(ctx, &cache_client);
+    const stockade::lend_scope<std::string> inner(ctx, &inner_connection);
+    EXPECT_EQ(&ctx.resource<std::string>(), &inner_connection);
+    EXPECT_EQ(&ctx.resource<int>(), &cache_client);  // a single slot lost this one
+  }
+  EXPECT_EQ(&ctx.resource<std::string>(), &outer_connection);
   EXPECT_EQ(ctx.find_resource<int>(), nullptr);
 }
 

@@ -219,23 +219,27 @@ TEST(FaultInjection, ResultFaultOfAnotherTypeNeverFires) {
   EXPECT_EQ(chaos.injected(), 0U);
 }
 
-// Asks the context to classify values of two types, before calling the next layer.
+// Asks `next` to classify a value and an exception as the callee's would be, before calling it.
 struct classify_probe {
-  std::vector<bool>* matched;
+  std::vector<verdict>* seen;
   template <class Next>
   auto invoke(context& ctx, Next&& next) const {
-    matched->push_back(ctx.classify_result(response{500}).has_value());
-    matched->push_back(ctx.classify_result(3.5).has_value());
+    seen->push_back(next.classify_result(response{500}).kind);
+    seen->push_back(next.classify_exception(std::make_exception_ptr(std::bad_alloc())).kind);
     return next(ctx);
   }
 };
 
-TEST(FaultInjection, ContextClassifiesOnlyResultsOfTheCalleesType) {
-  // The core facility the result fault relies on.
-  std::vector<bool> matched;
-  const auto p = stockade::pipeline{classify_probe{&matched}};
+TEST(FaultInjection, NextClassifiesWithThePipelinesClassifier) {
+  // The core facility the faults rely on: the pipeline's own rules, not the defaults.
+  std::vector<verdict> seen;
+  const auto p = stockade::pipeline{classify_probe{&seen}}.classify_with(
+      stockade::classifier{stockade::on_result([](const response& r) {
+                             return r.status >= 500 ? verdict::transient : verdict::success;
+                           }),
+                           stockade::on<std::bad_alloc, verdict::fatal>{}});
   p([] { return response{200}; });
-  EXPECT_EQ(matched, (std::vector<bool>{true, false}));
+  EXPECT_EQ(seen, (std::vector<verdict>{verdict::transient, verdict::fatal}));
 }
 
 // Classifies what a void callee and a callee returning int& look like to a policy.
@@ -245,17 +249,16 @@ struct classify_void_and_reference_probe {
   auto invoke(context& ctx, Next&& next) const {
     using seen = typename std::invoke_result_t<Next&, context&>::value_type;
     if constexpr (std::is_same_v<seen, stockade::void_result>) {
-      const auto verdict_of_void = ctx.classify_result(stockade::void_result{});
-      matched->push_back(verdict_of_void.has_value() && verdict_of_void->succeeded());
+      matched->push_back(next.classify_result(stockade::void_result{}).succeeded());
     } else {
       int target = 0;
-      matched->push_back(ctx.classify_result(std::ref(target)).has_value());
+      matched->push_back(next.classify_result(std::ref(target)).succeeded());
     }
     return next(ctx);
   }
 };
 
-TEST(FaultInjection, ContextClassifiesVoidAndReferenceResultsAsPoliciesSeeThem) {
+TEST(FaultInjection, NextClassifiesVoidAndReferenceResultsAsPoliciesSeeThem) {
   std::vector<bool> matched;
   const auto p = stockade::pipeline{classify_void_and_reference_probe{&matched}};
   p([] {});

@@ -16,7 +16,6 @@
 #include <string_view>
 #include <typeinfo>
 
-#include "classifier.hpp"
 #include "clock.hpp"
 #include "detail/parking.hpp"
 #include "detail/waiter_queue.hpp"
@@ -29,62 +28,47 @@ class context;
 
 namespace detail {
 
-/// How one call's classifier classifies: exceptions, and values of the call's result type as
-/// policies carry them (detail::stored_result_t), so a policy that returns a value in place of
-/// the callee (an injected fault, a fallback) gets it classified like a real result. The pipeline
-/// builds one per (classifier, result type) at compile time: binding a call costs two stores.
-struct classifier_binding {
-  stockade::outcome (*classify_exception)(const void* classifier, const std::exception_ptr&);
-  const std::type_info* result_type;  // null: values cannot be classified through the context
-  stockade::outcome (*classify_result)(const void* classifier, const void* result);
-};
-
-inline stockade::outcome classify_with_defaults(const void* /*unused*/,
-                                                const std::exception_ptr& failure) {
-  return default_rules::classify_exception(failure);
-}
-/// What a context uses outside any pipeline: the default rules, for exceptions only.
-inline constexpr classifier_binding default_classifier_binding{&classify_with_defaults, nullptr,
-                                                               nullptr};
-
 /// A stop source that fires at a deadline and whenever the caller's own token fires. Created
-/// disarmed; armed only when a callee asks for a stop token. Its timer and its link to the
-/// caller's token live here, in place: arming costs the std::stop_source's shared state (the
-/// one allocation std::stop_token needs) and one uncontended lock of a timer shard.
+/// disarmed (one null pointer); armed only when a callee asks for a stop token. The armed state
+/// (the stop source, its timer, its link to the caller's token) lives outside the context, so
+/// the context's address never reaches a clock and the compiler can keep an unarmed context in
+/// registers; each thread keeps the last armed state it released for the next one, so arming
+/// allocates only the std::stop_source's shared state (the one allocation std::stop_token needs).
 class deadline_stop {
  public:
   deadline_stop() noexcept = default;
   deadline_stop(const deadline_stop&) = delete;
   deadline_stop& operator=(const deadline_stop&) = delete;
   ~deadline_stop() {
-    if (timer_clock_ != nullptr) (void)timer_clock_->cancel(timer_);
+    if (state_ != nullptr) release(state_);
   }
 
-  bool armed() const noexcept { return source_.stop_possible(); }
-  bool stop_requested() const noexcept { return source_.stop_requested(); }
+  bool armed() const noexcept { return state_ != nullptr; }
+  bool stop_requested() const noexcept { return state_ && state_->source.stop_requested(); }
 
   /// `now`: the caller's idea of the current time; a deadline already reached stops at once.
   std::stop_token arm(clock& on, time_point now, time_point deadline,
                       const std::stop_token& caller) {
-    if (!source_.stop_possible()) {
-      source_ = std::stop_source{};
-      link_.emplace(caller, forward_stop{&source_});
+    if (state_ == nullptr) {
+      armed_state* fresh = take();
+      fresh->source = std::stop_source{};
+      fresh->link.emplace(caller, forward_stop{&fresh->source});
       if (deadline <= now) {
-        source_.request_stop();
+        fresh->source.request_stop();
       } else {
         try {
-          on.arm(timer_, deadline);
+          on.arm(fresh->deadline_timer, deadline);
         } catch (...) {
           // Not kept: the next call arms again instead of handing out a token that would never
           // fire at the deadline.
-          link_.reset();
-          source_ = std::stop_source{std::nostopstate};
+          release(fresh);
           throw;
         }
-        timer_clock_ = &on;
+        fresh->timer_clock = &on;
       }
+      state_ = fresh;
     }
-    return source_.get_token();
+    return state_->source.get_token();
   }
 
  private:
@@ -92,14 +76,73 @@ class deadline_stop {
     std::stop_source* target;
     void operator()() const noexcept { target->request_stop(); }
   };
-  static void deadline_reached(void* self) noexcept {
-    static_cast<deadline_stop*>(self)->source_.request_stop();
+  struct armed_state {
+    armed_state() = default;
+    armed_state(const armed_state&) = delete;
+    armed_state& operator=(const armed_state&) = delete;
+    ~armed_state() = default;
+
+    static void deadline_reached(void* self) noexcept {
+      static_cast<armed_state*>(self)->source.request_stop();
+    }
+    std::stop_source source{std::nostopstate};
+    std::optional<std::stop_callback<forward_stop>> link;  // reset before source
+    timer deadline_timer{timer::purpose::alarm, &deadline_reached, this};
+    clock* timer_clock = nullptr;  // set while deadline_timer is armed
+  };
+
+  static std::unique_ptr<armed_state>& spare() noexcept {
+    thread_local std::unique_ptr<armed_state> kept;
+    return kept;
+  }
+  static armed_state* take() {
+    if (std::unique_ptr<armed_state>& kept = spare()) return kept.release();
+    return new armed_state();
+  }
+  /// Disarms `state` and keeps it for this thread's next arm (or frees it if one is kept).
+  static void release(armed_state* state) noexcept {
+    if (state->timer_clock != nullptr) (void)state->timer_clock->cancel(state->deadline_timer);
+    state->timer_clock = nullptr;
+    state->link.reset();
+    state->source = std::stop_source{std::nostopstate};
+    std::unique_ptr<armed_state>& kept = spare();
+    if (kept == nullptr) {
+      kept.reset(state);
+    } else {
+      delete state;
+    }
   }
 
-  std::stop_source source_{std::nostopstate};
-  std::optional<std::stop_callback<forward_stop>> link_;  // destroyed before source_
-  timer timer_{timer::purpose::alarm, &deadline_reached, this};
-  clock* timer_clock_ = nullptr;  // set once timer_ is armed
+  armed_state* state_ = nullptr;
+};
+
+/// A call's clock and the time at the start of its current step, read once and shared by every
+/// layer until something waits or the callee returns.
+class cached_time {
+ public:
+  /// `source` null: the real clock, read without a virtual call.
+  explicit cached_time(clock* source = nullptr) noexcept : clock_(source) {}
+
+  clock& source() const noexcept { return clock_ ? *clock_ : real_clock::instance(); }
+  time_point now() noexcept { return fresh_ ? now_ : refresh(); }
+  time_point refresh() noexcept {
+    now_ = clock_ ? clock_->now() : std::chrono::steady_clock::now();
+    fresh_ = true;
+    return now_;
+  }
+  void forget() noexcept { fresh_ = false; }
+
+ private:
+  clock* clock_;
+  time_point now_{};
+  bool fresh_ = false;
+};
+
+/// One object lent to a call's callee, linked to the ones lent further out.
+struct lent_object {
+  const std::type_info* type;
+  void* object;
+  const lent_object* outer;
 };
 
 }  // namespace detail
@@ -110,7 +153,7 @@ class context {
   context() noexcept = default;
   /// A context on `time_source` (a manual clock in tests). The clock must outlive the context.
   explicit context(stockade::clock& time_source) noexcept
-      : clock_(&time_source == &real_clock::instance() ? nullptr : &time_source) {}
+      : time_(&time_source == &real_clock::instance() ? nullptr : &time_source) {}
 
   context(const context&) = delete;
   context& operator=(const context&) = delete;
@@ -134,22 +177,15 @@ class context {
   }
 
   // --- time --------------------------------------------------------------------------------
-  stockade::clock& clock() const noexcept { return clock_ ? *clock_ : real_clock::instance(); }
+  stockade::clock& clock() const noexcept { return time_.source(); }
 
   /// The time at the start of this step of the call: read once, shared by every layer until
   /// something waits or the callee returns. Policies use this rather than reading the clock.
-  time_point now() noexcept {
-    if (!now_is_fresh_) refresh_now();
-    return now_;
-  }
+  time_point now() noexcept { return time_.now(); }
   /// Reads the clock again (e.g. to measure how long the callee took).
-  time_point refresh_now() noexcept {
-    now_ = clock_ ? clock_->now() : std::chrono::steady_clock::now();
-    now_is_fresh_ = true;
-    return now_;
-  }
+  time_point refresh_now() noexcept { return time_.refresh(); }
   /// Marks the cached time as stale; the next now() reads the clock.
-  void forget_now() noexcept { now_is_fresh_ = false; }
+  void forget_now() noexcept { time_.forget(); }
 
   // --- deadline ----------------------------------------------------------------------------
   time_point deadline() const noexcept { return deadline_; }
@@ -250,41 +286,17 @@ class context {
     forget_now();
   }
 
-  /// Used by the pipeline: which classifier decides this call's outcomes, and how.
-  void use_classifier(const void* classifier, const detail::classifier_binding& binding) noexcept {
-    classifier_ = classifier;
-    binding_ = &binding;
-  }
-
-  /// Classifies `failure` with this call's classifier, whatever is recorded already. For a
-  /// policy that raises an exception in place of the callee (fault injection) and records it.
-  stockade::outcome classify_exception(const std::exception_ptr& failure) const {
-    return binding_->classify_exception(classifier_, failure);
-  }
-
-  /// Classifies a value a policy returns in place of the callee with this call's classifier.
-  /// nullopt if R is not the callee's result type as policies see it (or no pipeline set one).
-  template <class R>
-  std::optional<stockade::outcome> classify_result(const R& result) const {
-    if (binding_->result_type == nullptr || *binding_->result_type != typeid(R)) {
-      return std::nullopt;
-    }
-    return binding_->classify_result(classifier_, &result);
-  }
-
   // --- identity and hand-over --------------------------------------------------------------
   std::string_view name() const noexcept { return name_; }
 
-  /// A layer can hand an object to the callable (e.g. a leased connection).
-  template <class T>
-  void set_resource(T* resource) noexcept {
-    resource_ = resource;
-    resource_type_ = resource ? &typeid(T) : nullptr;
-  }
+  /// The object a layer lends this call's callee (a resource's leased connection; see
+  /// lend_scope), found by its type: the innermost one of type T, or null.
   template <class T>
   T* find_resource() const noexcept {
-    return resource_type_ != nullptr && *resource_type_ == typeid(T) ? static_cast<T*>(resource_)
-                                                                     : nullptr;
+    for (const detail::lent_object* link = lent_; link != nullptr; link = link->outer) {
+      if (*link->type == typeid(T)) return static_cast<T*>(link->object);
+    }
+    return nullptr;
   }
   template <class T>
   T& resource() const {
@@ -305,20 +317,17 @@ class context {
 
  private:
   friend class deadline_scope;
+  template <class T>
+  friend class lend_scope;
 
-  stockade::clock* clock_ = nullptr;  // null: the real clock, read without a virtual call
-  time_point now_{};
-  bool now_is_fresh_ = false;
+  detail::cached_time time_;
   int attempt_ = 1;
   time_point deadline_ = no_deadline;
   std::stop_token caller_stop_;
   detail::deadline_stop base_stop_;
   detail::deadline_stop* stop_ = &base_stop_;
-  const void* classifier_ = nullptr;
-  const detail::classifier_binding* binding_ = &detail::default_classifier_binding;
   std::string_view name_;
-  void* resource_ = nullptr;
-  const std::type_info* resource_type_ = nullptr;
+  const detail::lent_object* lent_ = nullptr;  // innermost first, each in its lender's frame
 };
 
 /// Narrows a context's deadline for its lifetime (a timeout layer's scope), then restores it.
@@ -357,6 +366,33 @@ class deadline_scope {
   detail::deadline_stop* saved_stop_;
   bool narrowed_;
   detail::deadline_stop own_stop_;
+};
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
+
+/// Lends `object` to the callee of this call for the scope's lifetime (ctx.resource<T>() finds
+/// it): how a resource layer hands its leased instance down the stack. Scopes nest: an inner
+/// object of the same type hides the outer one until its scope ends, and objects of other types
+/// stay visible.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"  // as for deadline_scope: unlinked on exit
+#endif
+template <class T>
+class lend_scope {
+ public:
+  lend_scope(context& ctx, T* object) noexcept
+      : ctx_(ctx), link_{&typeid(T), static_cast<void*>(object), ctx.lent_} {
+    ctx.lent_ = &link_;
+  }
+  lend_scope(const lend_scope&) = delete;
+  lend_scope& operator=(const lend_scope&) = delete;
+  ~lend_scope() { ctx_.lent_ = link_.outer; }
+
+ private:
+  context& ctx_;
+  detail::lent_object link_;
 };
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
 #pragma GCC diagnostic pop

@@ -288,9 +288,11 @@ requires(fault<Faults>&&...) class fault_injector {
               ctx.caller_stop_token().stop_requested() ? errc::cancelled : errc::timeout));
         }
       } else if constexpr (F::kind == fault_kind::exception) {
-        if (fires<I>(f.when, ctx, call)) return exception_fault<result_type>(ctx, f.make, I, call);
+        if (fires<I>(f.when, ctx, call))
+          return exception_fault<result_type>(ctx, next, f.make, I, call);
       } else if constexpr (std::same_as<detail::factory_result_t<decltype(f.make)>, value_type>) {
-        if (fires<I>(f.when, ctx, call)) return result_fault<result_type>(ctx, f.make, I, call);
+        if (fires<I>(f.when, ctx, call))
+          return result_fault<result_type>(ctx, next, f.make, I, call);
       }
       return try_fault<I + 1>(ctx, std::forward<Next>(next), call);
     }
@@ -345,8 +347,8 @@ requires(fault<Faults>&&...) class fault_injector {
 
   /// Fails the attempt as the callee would have: with the exception the factory makes,
   /// classified by the pipeline's classifier (as the pipeline does for a callee's exception).
-  template <class Result, class Factory>
-  Result exception_fault(context& ctx, const Factory& make, std::size_t position,
+  template <class Result, class Next, class Factory>
+  Result exception_fault(context& ctx, const Next& next, const Factory& make, std::size_t position,
                          std::uint64_t call) {
     report(ctx, fault_kind::exception, position, call, duration::zero());
     std::exception_ptr thrown;
@@ -359,23 +361,19 @@ requires(fault<Faults>&&...) class fault_injector {
     } catch (...) {
       thrown = std::current_exception();  // a factory that throws fails the attempt with that
     }
-    const outcome classified = ctx.classify_exception(thrown);
+    const outcome classified = next.classify_exception(thrown);
     return Result(call_error(std::move(thrown)), classified);
   }
 
-  template <class Result, class Factory>
-  Result result_fault(context& ctx, const Factory& make, std::size_t position, std::uint64_t call) {
+  template <class Result, class Next, class Factory>
+  Result result_fault(context& ctx, const Next& next, const Factory& make, std::size_t position,
+                      std::uint64_t call) {
     report(ctx, fault_kind::result, position, call, duration::zero());
     using value_type = typename Result::value_type;
     return Result(
         detail::from_call_t{},
         [&]() -> decltype(auto) { return detail::call_with_context(make, ctx); },
-        [&](const value_type& value) {
-          const std::optional<outcome> classified = ctx.classify_result(value);
-          // No pipeline told the context how to classify (a policy used on its own): the
-          // defaults.
-          return classified ? *classified : default_rules::classify_result(value);
-        });
+        [&](const value_type& value) { return next.classify_result(value); });
   }
 
   template <class F>

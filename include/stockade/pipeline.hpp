@@ -30,27 +30,6 @@ namespace detail {
 template <class F>
 using callee_result_t = result_with_context_t<F&>;
 
-/// How a pipeline's classifier sees a result of type R as policies carry it (stored_result_t<R>):
-/// exactly as invoke_callee below classifies the callee's own result.
-template <class Classifier, class R>
-outcome classify_stored_result(const void* chosen, const void* result) {
-  if constexpr (std::is_void_v<R>) {
-    return verdict::success;
-  } else {
-    const auto& stored = *static_cast<const stored_result_t<R>*>(result);
-    return static_cast<const Classifier*>(chosen)->classify_result(
-        static_cast<const std::remove_reference_t<R>&>(stored));
-  }
-}
-template <class Classifier>
-outcome classify_exception_with(const void* chosen, const std::exception_ptr& failure) {
-  return static_cast<const Classifier*>(chosen)->classify_exception(failure);
-}
-template <class Classifier, class R>
-inline constexpr classifier_binding classifier_binding_for{&classify_exception_with<Classifier>,
-                                                           &typeid(stored_result_t<R>),
-                                                           &classify_stored_result<Classifier, R>};
-
 /// Work that a call returns instead of doing: a coroutine's task (asio::awaitable, any type with
 /// a promise_type), an awaiter, or a future. A blocking pipeline would see it come back at once
 /// and classify it as a success, so nothing would ever be retried or counted as a failure.
@@ -246,11 +225,30 @@ class basic_pipeline {
   static constexpr std::size_t size() noexcept { return sizeof...(Policies); }
 
  private:
+  /// What a layer gets as `next`: runs the layers from I inward (and the callee), and classifies
+  /// what a policy makes in place of the callee (an injected fault, a fallback's value) with
+  /// this pipeline's classifier, exactly as the callee's own result or exception would be.
+  template <std::size_t I, class F>
+  struct next_layer {
+    using stored_type = detail::stored_result_t<detail::callee_result_t<F>>;
+
+    auto operator()(context& ctx) const { return owner->template run<I>(ctx, *callee); }
+
+    outcome classify_exception(const std::exception_ptr& failure) const {
+      return owner->classifier_.classify_exception(failure);
+    }
+    outcome classify_result(const stored_type& value) const {
+      return owner->template classify_callee_result<F>(value);
+    }
+
+    const basic_pipeline* owner;
+    F* callee;
+  };
+
   template <class F>
   auto start(context& ctx, F& f) const {
     using returned = detail::callee_result_t<std::remove_reference_t<F>>;
     static_assert(detail::does_its_work_before_returning<returned>());
-    ctx.use_classifier(&classifier_, detail::classifier_binding_for<Classifier, returned>);
     ctx.begin_attempt(1);
     return run<0>(ctx, f);
   }
@@ -260,7 +258,7 @@ class basic_pipeline {
     if constexpr (I == sizeof...(Policies)) {
       return invoke_callee(ctx, f);
     } else {
-      auto next = [this, &f](context& inner) { return this->template run<I + 1>(inner, f); };
+      const next_layer<I + 1, F> next{this, &f};
       using expected = decltype(next(ctx));
       using returned = decltype(detail::layer_of(std::get<I>(layers_)).invoke(ctx, next));
       static_assert(std::is_same_v<returned, expected>,
@@ -285,15 +283,25 @@ class basic_pipeline {
         return result<stored>(
             detail::from_call_t{},
             [&]() -> decltype(auto) { return detail::call_with_context(f, ctx); },
-            [this](const stored& value) {
-              // As the callee returned it: a reference's referent, not the wrapper carrying it.
-              return classifier_.classify_result(
-                  static_cast<const std::remove_reference_t<returned>&>(value));
-            });
+            [this](const stored& value) { return classify_callee_result<F>(value); });
       }
     });
     ctx.forget_now();  // the callee took time, whichever way it ended
     return ended;
+  }
+
+  /// Classifies a value of the callee's result type as policies carry it: as the callee
+  /// returned it (a reference's referent, not the wrapper carrying it).
+  template <class F>
+  outcome classify_callee_result(
+      const detail::stored_result_t<detail::callee_result_t<F>>& value) const {
+    using returned = detail::callee_result_t<F>;
+    if constexpr (std::is_void_v<returned>) {
+      return verdict::success;
+    } else {
+      return classifier_.classify_result(
+          static_cast<const std::remove_reference_t<returned>&>(value));
+    }
   }
 
   [[no_unique_address]] Classifier classifier_;

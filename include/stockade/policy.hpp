@@ -5,6 +5,7 @@
 #pragma once
 
 #include <concepts>
+#include <exception>
 #include <functional>
 #include <string>
 #include <type_traits>
@@ -13,14 +14,21 @@
 #include "bounds.hpp"
 #include "context.hpp"
 #include "result.hpp"
+#include "verdict.hpp"
 
 namespace stockade {
 
 namespace detail {
 
-/// A stand-in for `next` when checking the concept.
+/// A stand-in for `next` when checking the concept: what every `next` a pipeline hands a layer
+/// can do.
 struct next_archetype {
   result<int> operator()(context& /*unused*/) const { return 0; }
+  outcome classify_exception(const std::exception_ptr& /*unused*/) const { return {}; }
+  template <class V>
+  outcome classify_result(const V& /*unused*/) const {
+    return {};
+  }
 };
 
 /// The layer a pipeline element stands for: the element itself (held by value, used as const),
@@ -41,7 +49,10 @@ constexpr P& layer_of(const std::reference_wrapper<P>& element) noexcept {
 /// where `next(ctx)` runs the layers inside (and finally the callee) and returns a
 /// stockade::result<T>: the callee's value or the error it failed with, and its outcome. The
 /// policy decides from it and returns it, or a result of its own (a rejection:
-/// `result<T>::raised(call_error(code, hint))`); it never needs to catch. Shared state (a
+/// `result<T>::raised(call_error(code, hint))`); it never needs to catch. A policy that makes
+/// an attempt's result in place of the callee (an injected fault, a fallback's value) has it
+/// classified as the callee's would be: `next.classify_exception(exception_ptr)`,
+/// `next.classify_result(value)`. Shared state (a
 /// breaker, a bulkhead) is held by std::ref, in which case invoke may be non-const. Optional
 /// members used by analysis: traits, worst_case(), describe().
 template <class P>

@@ -315,7 +315,7 @@ class resource {
     if (refused) [[unlikely]] {
       return result_type::raised(std::move(*refused));
     }
-    hand_over scope(ctx, held.get());
+    const lend_scope<T> scope(ctx, held.get());
     if (!options_.replace_on_fatal) return std::forward<Next>(next)(ctx);
     return detail::run_resetting_on_fatal(ctx, std::forward<Next>(next), [this, &held]() noexcept {
       retire(held, retire_reason::fatal);
@@ -389,21 +389,6 @@ class resource {
     std::optional<health_check<part_observer>> health;
     std::shared_ptr<drain_state> drain;
     detail::clock_alarm<age_out> age_alarm;
-  };
-
-  /// Puts the lease's T in the context for the callable, and takes it out again afterwards.
-  class hand_over {
-   public:
-    hand_over(context& ctx, T* object) noexcept : ctx_(ctx), previous_(ctx.find_resource<T>()) {
-      ctx.set_resource<T>(object);
-    }
-    hand_over(const hand_over&) = delete;
-    hand_over& operator=(const hand_over&) = delete;
-    ~hand_over() { ctx_.set_resource<T>(previous_); }
-
-   private:
-    context& ctx_;
-    T* previous_;
   };
 
   static void release(instance* held) noexcept {
