@@ -236,19 +236,23 @@ class bulkhead {
     }
   }
 
-  /// No free slot at first sight: waits in the queue for one as the options allow. True once
-  /// this caller holds a slot (the caller makes the slot object); false when refused, with the
-  /// rejection's code in `refused`.
-  bool wait_for_slot(context& ctx, errc& refused) {
-    using reason = bulkhead_rejected::reason;
-    if (options_.max_queue == 0) return refuse(ctx, reason::full, duration::zero(), refused);
-    const time_point start = ctx.refresh_now();
-    if (ctx.has_deadline() && start >= ctx.deadline()) {
-      return refuse(ctx, reason::wait_exceeded, duration::zero(), refused);
-    }
+  // The decisions of a call that found no free slot, written once for every way of waiting:
+  // refusal_at_once (no queue, or no time left to wait in it), join_queue (a slot, a place in
+  // the queue, or a refusal), then, once the wait ended, after_wait. wait_for_slot below is the
+  // blocking driver; a coroutine driver suspends between the two instead. Refusals are reported
+  // (refuse) by the driver, outside the lock: an observer may call back into the bulkhead.
+  using refusal = bulkhead_rejected::reason;
+  enum class queue_entry { got_slot, queued, refused };
 
-    detail::waiter self;
-    std::unique_lock lock(mutex_);
+  /// Before any lock: a call that cannot wait at all.
+  std::optional<refusal> refusal_at_once(const context& ctx, time_point start) const noexcept {
+    if (options_.max_queue == 0) return refusal::full;
+    if (ctx.has_deadline() && start >= ctx.deadline()) return refusal::wait_exceeded;
+    return std::nullopt;
+  }
+
+  /// Under mutex_: takes a slot that came free, or queues `self`, or refuses (why in `why`).
+  queue_entry join_queue(detail::waiter& self, refusal& why) noexcept {
     std::uint64_t word = state_.load(std::memory_order_relaxed);
     for (;;) {
       if (waiting(word) == 0 && taken(word) < options_.max_concurrent) {
@@ -256,39 +260,60 @@ class bulkhead {
         if (state_.compare_exchange_weak(word, word + 1, std::memory_order_acquire,
                                          std::memory_order_relaxed)) {
           note_in_flight(taken(word) + 1);
-          return true;
+          return queue_entry::got_slot;
         }
       } else if (waiting(word) >= options_.max_queue) {
-        lock.unlock();
-        return refuse(ctx, reason::full, duration::zero(), refused);
+        why = refusal::full;
+        return queue_entry::refused;
       } else if (state_.compare_exchange_weak(word, word + one_waiter, std::memory_order_relaxed,
                                               std::memory_order_relaxed)) {
-        break;
+        queue_.push_back(self);
+        return queue_entry::queued;
       }
     }
+  }
 
-    queue_.push_back(self);
-    const time_point until = context::saturating_add(start, options_.max_wait);
-    bool granted = false;
-    try {
-      granted = ctx.wait_for_turn(lock, self, until);
-    } catch (...) {
-      // The node lives on this frame: it must not stay queued, nor a handed slot stay taken.
-      if (self.served) {
-        lock.unlock();
-        release();
-      } else {
-        leave_queue(self);
-      }
-      throw;
-    }
-    if (granted) return true;  // the releaser counted the slot as ours, and the peak
+  /// Under mutex_, once the wait of a queued `self` ended: true if a releaser handed it a slot
+  /// (counted as ours, and the peak); otherwise it leaves the queue, refused (why in `why`).
+  bool after_wait(context& ctx, detail::waiter& self, refusal& why) noexcept {
+    if (self.served) return true;
     leave_queue(self);
+    why = ctx.caller_stop_token().stop_requested() ? refusal::cancelled : refusal::wait_exceeded;
+    return false;
+  }
+
+  /// No free slot at first sight: waits in the queue for one, blocking this thread, as the
+  /// options allow. True once this caller holds a slot (the caller makes the slot object);
+  /// false when refused, with the rejection's code in `refused`.
+  bool wait_for_slot(context& ctx, errc& refused) {
+    const time_point start = options_.max_queue == 0 ? time_point{} : ctx.refresh_now();
+    if (const std::optional<refusal> at_once = refusal_at_once(ctx, start)) {
+      refuse(ctx, *at_once, duration::zero(), refused);
+      return false;
+    }
+    detail::waiter self;
+    refusal why{};
+    std::unique_lock lock(mutex_);
+    const queue_entry entry = join_queue(self, why);
+    if (entry == queue_entry::got_slot) return true;
+    if (entry == queue_entry::queued) {
+      try {
+        (void)ctx.wait_for_turn(lock, self, context::saturating_add(start, options_.max_wait));
+      } catch (...) {
+        // The node lives on this frame: it must not stay queued, nor a handed slot stay taken.
+        if (self.served) {
+          lock.unlock();
+          release();
+        } else {
+          leave_queue(self);
+        }
+        throw;
+      }
+      if (after_wait(ctx, self, why)) return true;
+    }
     lock.unlock();
-    const duration waited = ctx.now() - start;
-    return refuse(
-        ctx, ctx.caller_stop_token().stop_requested() ? reason::cancelled : reason::wait_exceeded,
-        waited, refused);
+    refuse(ctx, why, entry == queue_entry::queued ? ctx.now() - start : duration::zero(), refused);
+    return false;
   }
 
   void leave_queue(detail::waiter& self) noexcept {  // under mutex_, for a waiter not handed a slot
@@ -296,24 +321,22 @@ class bulkhead {
     state_.fetch_sub(one_waiter, std::memory_order_relaxed);
   }
 
-  bool refuse(context& ctx, bulkhead_rejected::reason why, duration waited,
-              errc& refused) noexcept {
+  void refuse(context& ctx, refusal why, duration waited, errc& refused) noexcept {
     rejected_.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t word = state_.load(std::memory_order_relaxed);
     detail::notify(observer_,
                    bulkhead_rejected{why, ctx.name(), taken(word), waiting(word), waited});
     switch (why) {
-      case bulkhead_rejected::reason::full:
+      case refusal::full:
         refused = errc::bulkhead_full;
-        return false;
-      case bulkhead_rejected::reason::wait_exceeded:
+        return;
+      case refusal::wait_exceeded:
         refused = errc::bulkhead_wait_exceeded;
-        return false;
-      case bulkhead_rejected::reason::cancelled:
+        return;
+      case refusal::cancelled:
         break;
     }
     refused = errc::cancelled;
-    return false;
   }
 
   bulkhead_options options_;
