@@ -31,6 +31,13 @@ struct call_record {
 /// What a strategy's window holds now (for metrics): calls, failures and slow calls counted.
 using window_counts = detail::window_tally;
 
+namespace detail {
+/// A window's failure ratio alone decides (count_window and time_window on their own).
+struct no_other_ratio {
+  constexpr bool operator()(const window_counts& /*unused*/) const noexcept { return false; }
+};
+}  // namespace detail
+
 /// What a trip strategy must provide. The breaker owns one, calls record() for each counted
 /// closed-state call (from many threads at once) and clear() when it closes again.
 template <class T>
@@ -103,6 +110,7 @@ class consecutive_failures {
 class count_window {
  public:
   static constexpr const char* name = "failure ratio over a count window";  ///< for describe()
+  static constexpr const char* slow_calls_name = "failure and slow-call ratios over a count window";
   struct options {
     std::size_t size = 100;
     double failure_ratio = 0.5;
@@ -125,9 +133,15 @@ class count_window {
       : options_((config.validate(), config)), ring_(config.size) {}
 
   bool record(const call_record& call) noexcept {
+    return record_with(call, false, detail::no_other_ratio{});
+  }
+  /// Records a call that may also be slow; true when the failure ratio, or `also_opens` of
+  /// the counts (slow_calls adds its ratio), says "open now". Only a failed or slow call can.
+  template <class AlsoOpens>
+  bool record_with(const call_record& call, bool slow, const AlsoOpens& also_opens) noexcept {
     window_counts after;
-    const bool changed = ring_.record(call.failed, false, after);
-    return call.failed && failure_opens(changed, after);
+    const bool changed = ring_.record(call.failed, slow, after);
+    return (call.failed || slow) && opens(changed, after, also_opens);
   }
   void clear() noexcept { ring_.clear(); }
   window_counts counts(time_point /*at*/) const noexcept { return ring_.tally(); }
@@ -135,10 +149,13 @@ class count_window {
   const options& config() const noexcept { return options_; }
 
  private:
-  [[gnu::noinline]] bool failure_opens(bool changed, window_counts after) const noexcept {
+  template <class AlsoOpens>
+  [[gnu::noinline]] bool opens(bool changed, window_counts after,
+                               const AlsoOpens& also_opens) const noexcept {
     if (!changed) after = ring_.tally();
     return after.calls >= options_.minimum_calls &&
-           detail::ratio_reached(after.failures, after.calls, options_.failure_ratio);
+           (detail::ratio_reached(after.failures, after.calls, options_.failure_ratio) ||
+            also_opens(after));
   }
 
   options options_;
@@ -154,6 +171,7 @@ class count_window {
 class time_window {
  public:
   static constexpr const char* name = "failure ratio over a time window";  ///< for describe()
+  static constexpr const char* slow_calls_name = "failure and slow-call ratios over a time window";
   struct options {
     duration length = std::chrono::seconds(30);
     std::size_t buckets = 10;
@@ -179,10 +197,18 @@ class time_window {
       : options_((config.validate(), config)), buckets_(config.length, config.buckets) {}
 
   bool record(const call_record& call) {
-    if (!buckets_.record(call.finished, call.failed, false) || !call.failed) return false;
+    return record_with(call, false, detail::no_other_ratio{});
+  }
+  /// As count_window::record_with.
+  template <class AlsoOpens>
+  bool record_with(const call_record& call, bool slow, const AlsoOpens& also_opens) {
+    if (!buckets_.record(call.finished, call.failed, slow) || (!call.failed && !slow)) {
+      return false;
+    }
     const window_counts now = buckets_.tally(call.finished);
     return now.calls >= options_.minimum_calls &&
-           detail::ratio_reached(now.failures, now.calls, options_.failure_ratio);
+           (detail::ratio_reached(now.failures, now.calls, options_.failure_ratio) ||
+            also_opens(now));
   }
   void clear() { buckets_.clear(); }
   window_counts counts(time_point at) const noexcept { return buckets_.tally(at); }
@@ -194,108 +220,86 @@ class time_window {
   detail::time_buckets buckets_;
 };
 
-/// A window strategy that also opens when slow calls (longer than `slow_call_duration`, success
-/// or not) reach `slow_call_ratio` of the calls: slow_calls<count_window>,
-/// slow_calls<time_window>. Either ratio opens the breaker. Slow-call defaults as resilience4j
-/// (slowCallDurationThreshold 60 s, slowCallRateThreshold 100%), the only anchor with slow calls.
-/// The breaker reads the clock once more per call (after the callee) only with these strategies.
+namespace detail {
+inline constexpr void validate_slow_call_limits(duration slow_call_duration,
+                                                double slow_call_ratio) {
+  require(slow_call_duration > duration::zero(), "slow_calls", "slow_call_duration",
+          "must be positive", slow_call_duration);
+  require(slow_call_ratio > 0.0 && slow_call_ratio <= 1.0, "slow_calls", "slow_call_ratio",
+          "must be in (0, 1]", slow_call_ratio);
+}
+}  // namespace detail
+
+/// The options of slow_calls<Window>: the window's own fields and the slow-call limits, side by
+/// side, so they read as one list in a designated initializer. Slow-call defaults as
+/// resilience4j (slowCallDurationThreshold 60 s, slowCallRateThreshold 100%), the only anchor
+/// with slow calls.
 template <class Window>
-class slow_calls;
+struct slow_call_options;
 
 template <>
-class slow_calls<count_window> {
- public:
-  static constexpr const char* name =
-      "failure and slow-call ratios over a count window";  ///< for describe()
-  struct options {
-    std::size_t size = 100;
-    double failure_ratio = 0.5;
-    std::size_t minimum_calls = 100;
-    duration slow_call_duration = std::chrono::seconds(60);
-    double slow_call_ratio = 1.0;
+struct slow_call_options<count_window> {
+  std::size_t size = 100;
+  double failure_ratio = 0.5;
+  std::size_t minimum_calls = 100;
+  duration slow_call_duration = std::chrono::seconds(60);
+  double slow_call_ratio = 1.0;
 
-    constexpr void validate() const {
-      count_window::options{size, failure_ratio, minimum_calls}.validate();
-      detail::require(slow_call_duration > duration::zero(), "slow_calls", "slow_call_duration",
-                      "must be positive", slow_call_duration);
-      detail::require(slow_call_ratio > 0.0 && slow_call_ratio <= 1.0, "slow_calls",
-                      "slow_call_ratio", "must be in (0, 1]", slow_call_ratio);
-    }
-  };
+  constexpr count_window::options window() const { return {size, failure_ratio, minimum_calls}; }
+  constexpr void validate() const {
+    window().validate();
+    detail::validate_slow_call_limits(slow_call_duration, slow_call_ratio);
+  }
+};
+
+template <>
+struct slow_call_options<time_window> {
+  duration length = std::chrono::seconds(30);
+  std::size_t buckets = 10;
+  double failure_ratio = 0.5;
+  std::size_t minimum_calls = 100;
+  duration slow_call_duration = std::chrono::seconds(60);
+  double slow_call_ratio = 1.0;
+
+  constexpr time_window::options window() const {
+    return {length, buckets, failure_ratio, minimum_calls};
+  }
+  constexpr void validate() const {
+    window().validate();
+    detail::validate_slow_call_limits(slow_call_duration, slow_call_ratio);
+  }
+};
+
+/// A window strategy that also opens when slow calls (longer than `slow_call_duration`, success
+/// or not) reach `slow_call_ratio` of the calls: slow_calls<count_window>,
+/// slow_calls<time_window>. Either ratio opens the breaker. The breaker reads the clock once
+/// more per call (after the callee) only with these strategies.
+template <class Window>
+class slow_calls {
+ public:
+  static constexpr const char* name = Window::slow_calls_name;  ///< for describe()
+  using options = slow_call_options<Window>;
 
   static constexpr bool measures_duration = true;
-  static constexpr bool reads_time = false;
+  static constexpr bool reads_time = Window::reads_time;
 
   explicit slow_calls(const options& config)
-      : options_((config.validate(), config)), ring_(config.size) {}
+      : options_((config.validate(), config)), window_(config.window()) {}
 
-  bool record(const call_record& call) noexcept {
-    const bool slow = is_slow(call.elapsed);
-    window_counts after;
-    const bool changed = ring_.record(call.failed, slow, after);
-    if (!call.failed && !slow) return false;
-    if (!changed) after = ring_.tally();
-    return after.calls >= options_.minimum_calls &&
-           (detail::ratio_reached(after.failures, after.calls, options_.failure_ratio) ||
-            detail::ratio_reached(after.slow_calls, after.calls, options_.slow_call_ratio));
+  bool record(const call_record& call) {
+    return window_.record_with(call, is_slow(call.elapsed), [this](const window_counts& now) {
+      return detail::ratio_reached(now.slow_calls, now.calls, options_.slow_call_ratio);
+    });
   }
-  void clear() noexcept { ring_.clear(); }
-  window_counts counts(time_point /*at*/) const noexcept { return ring_.tally(); }
+  void clear() { window_.clear(); }
+  window_counts counts(time_point at) const noexcept { return window_.counts(at); }
   /// Strictly longer than the threshold is slow; exactly at it is not.
   bool is_slow(duration elapsed) const noexcept { return elapsed > options_.slow_call_duration; }
   const options& config() const noexcept { return options_; }
 
  private:
   options options_;
-  detail::count_ring ring_;
-};
-
-template <>
-class slow_calls<time_window> {
- public:
-  static constexpr const char* name =
-      "failure and slow-call ratios over a time window";  ///< for describe()
-  struct options {
-    duration length = std::chrono::seconds(30);
-    std::size_t buckets = 10;
-    double failure_ratio = 0.5;
-    std::size_t minimum_calls = 100;
-    duration slow_call_duration = std::chrono::seconds(60);
-    double slow_call_ratio = 1.0;
-
-    constexpr void validate() const {
-      time_window::options{length, buckets, failure_ratio, minimum_calls}.validate();
-      detail::require(slow_call_duration > duration::zero(), "slow_calls", "slow_call_duration",
-                      "must be positive", slow_call_duration);
-      detail::require(slow_call_ratio > 0.0 && slow_call_ratio <= 1.0, "slow_calls",
-                      "slow_call_ratio", "must be in (0, 1]", slow_call_ratio);
-    }
-  };
-
-  static constexpr bool measures_duration = true;
-  static constexpr bool reads_time = true;
-
-  explicit slow_calls(const options& config)
-      : options_((config.validate(), config)), buckets_(config.length, config.buckets) {}
-
-  bool record(const call_record& call) {
-    const bool slow = is_slow(call.elapsed);
-    if (!buckets_.record(call.finished, call.failed, slow) || (!call.failed && !slow)) {
-      return false;
-    }
-    const window_counts now = buckets_.tally(call.finished);
-    return now.calls >= options_.minimum_calls &&
-           (detail::ratio_reached(now.failures, now.calls, options_.failure_ratio) ||
-            detail::ratio_reached(now.slow_calls, now.calls, options_.slow_call_ratio));
-  }
-  void clear() { buckets_.clear(); }
-  window_counts counts(time_point at) const noexcept { return buckets_.tally(at); }
-  bool is_slow(duration elapsed) const noexcept { return elapsed > options_.slow_call_duration; }
-  const options& config() const noexcept { return options_; }
-
- private:
-  options options_;
-  detail::time_buckets buckets_;
+  Window window_;
 };
 
 static_assert(trip_strategy<consecutive_failures> && trip_strategy<count_window> &&
