@@ -40,7 +40,7 @@ class deadline_stop {
   deadline_stop(const deadline_stop&) = delete;
   deadline_stop& operator=(const deadline_stop&) = delete;
   ~deadline_stop() {
-    if (state_ != nullptr) release(state_);
+    if (state_ != nullptr) [[unlikely]] release(state_);
   }
 
   bool armed() const noexcept { return state_ != nullptr; }
@@ -99,8 +99,10 @@ class deadline_stop {
     if (std::unique_ptr<armed_state>& kept = spare()) return kept.release();
     return new armed_state();
   }
-  /// Disarms `state` and keeps it for this thread's next arm (or frees it if one is kept).
-  static void release(armed_state* state) noexcept {
+  /// Disarms `state` and keeps it for this thread's next arm (or frees it if one is kept). Out
+  /// of line: the context's destructor must stay small enough to inline everywhere, or an
+  /// unarmed context could no longer live in registers.
+  [[gnu::noinline, gnu::cold]] static void release(armed_state* state) noexcept {
     if (state->timer_clock != nullptr) (void)state->timer_clock->cancel(state->deadline_timer);
     state->timer_clock = nullptr;
     state->link.reset();
