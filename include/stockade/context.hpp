@@ -6,8 +6,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cstdint>
-#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,7 +18,6 @@
 #include "detail/parking.hpp"
 #include "detail/waiter_queue.hpp"
 #include "timer.hpp"
-#include "verdict.hpp"
 
 namespace stockade {
 
@@ -40,7 +37,8 @@ class deadline_stop {
   deadline_stop(const deadline_stop&) = delete;
   deadline_stop& operator=(const deadline_stop&) = delete;
   ~deadline_stop() {
-    if (state_ != nullptr) [[unlikely]] release(state_);
+    if (state_ != nullptr) [[unlikely]]
+      release(state_);
   }
 
   bool armed() const noexcept { return state_ != nullptr; }
