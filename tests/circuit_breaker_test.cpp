@@ -2,6 +2,7 @@
 #include <stockade/manual_clock.hpp>
 #include <stockade/pipeline.hpp>
 #include <stockade/retry.hpp>
+#include <stockade/timeout.hpp>
 
 #include <gtest/gtest.h>
 
@@ -582,6 +583,61 @@ TEST(Open, BecomesHalfOpenExactlyWhenOpenForHasPassed) {
   EXPECT_EQ(breaker.state(), circuit_state::open);
   clock.advance(1ns);
   EXPECT_EQ(breaker.state(), circuit_state::half_open);
+}
+
+/// A manual clock whose recent() is `lag` behind, as a real clock's coarse reading can be.
+class lagging_clock final : public stockade::clock {
+ public:
+  explicit lagging_clock(stockade::duration lag) : lag_(lag) {}
+  manual_clock& inner() noexcept { return inner_; }
+  stockade::time_point now() const noexcept override { return inner_.now(); }
+  stockade::time_point recent() const noexcept override { return inner_.now() - lag_; }
+  void arm(stockade::timer& t, stockade::time_point when) override { inner_.arm(t, when); }
+  bool cancel(stockade::timer& t) noexcept override { return inner_.cancel(t); }
+
+ private:
+  manual_clock inner_;
+  stockade::duration lag_;
+};
+
+/// Trips `breaker` (threshold 1) with one failure on `clock`.
+void trip_on(consecutive_breaker& breaker, stockade::clock& clock) {
+  stockade::context ctx{clock};
+  const auto failing = [](stockade::context&) -> int { throw dependency_down{}; };
+  (void)stockade::pipeline{std::ref(breaker)}.try_call(ctx, failing);
+  ASSERT_EQ(breaker.state(), circuit_state::open);
+}
+
+TEST(Open, DecidesFromARecentReadingSoItNeverHalfOpensEarly) {
+  lagging_clock clock{3ms};
+  consecutive_breaker breaker{consecutive(1, 10s), clock};
+  trip_on(breaker, clock);
+  const auto attempt = [&] {
+    stockade::context ctx{clock};
+    return stockade::pipeline{std::ref(breaker)}.try_call(ctx, [] { return 1; });
+  };
+  clock.inner().advance(10s);  // the open time has passed, but not yet by the recent reading
+  const auto refused = attempt();
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), stockade::errc::circuit_open);
+  EXPECT_EQ(refused.error().retry_after(), 3ms);  // never less than the time really left
+  EXPECT_EQ(breaker.state(), circuit_state::open);
+  EXPECT_EQ(breaker.metrics().open_remaining, 3ms);
+  clock.inner().advance(3ms);
+  EXPECT_EQ(breaker.state(), circuit_state::half_open);
+  EXPECT_TRUE(attempt().has_value());
+  EXPECT_EQ(breaker.state(), circuit_state::closed);
+}
+
+TEST(Open, AStepThatHasReadTheExactTimeDecidesFromIt) {
+  lagging_clock clock{3ms};
+  consecutive_breaker breaker{consecutive(1, 10s), clock};
+  trip_on(breaker, clock);
+  clock.inner().advance(10s);
+  // The timeout reads now() for its deadline: the breaker reuses that reading, exact.
+  const auto stack = stockade::pipeline{stockade::timeout{1min}, std::ref(breaker)};
+  stockade::context ctx{clock};
+  EXPECT_TRUE(stack.try_call(ctx, [] { return 1; }).has_value());
 }
 
 // --- half-open --------------------------------------------------------------------------------

@@ -296,4 +296,18 @@ TEST(ManualClock, NextWakeIsTheEarliestTimer) {
   EXPECT_EQ(alarm.fired.load(), 1);
 }
 
+TEST(ManualClock, RecentReadingIsTheExactTime) {
+  manual_clock clock;
+  clock.advance(5s);
+  EXPECT_EQ(clock.recent(), clock.now());
+}
+
+TEST(RealClock, RecentReadingIsNeverAheadOfNow) {
+  auto& clock = stockade::real_clock::instance();
+  for (int i = 0; i < 1000; ++i) {
+    const stockade::time_point recent = clock.recent();
+    EXPECT_LE(recent, clock.now());
+  }
+}
+
 }  // namespace

@@ -271,10 +271,11 @@ class circuit_breaker {
 
   // --- observation ---------------------------------------------------------------------------
   /// The state now. An open breaker whose open time has passed reports half_open (the next
-  /// call makes the move and reports the event); state() itself changes nothing.
+  /// call makes the move and reports the event); state() itself changes nothing. Whether the
+  /// open time has passed is read as a call reads it (clock::recent()).
   circuit_state state() const noexcept {
     const std::uint64_t word = state_.load(std::memory_order_acquire);
-    if (state_of(word) == circuit_state::open && clock_->now() >= open_until()) {
+    if (state_of(word) == circuit_state::open && clock_->recent() >= open_until()) {
       return circuit_state::half_open;
     }
     return state_of(word);
@@ -287,11 +288,12 @@ class circuit_breaker {
     snapshot.state = state_of(state_.load(std::memory_order_acquire));
     snapshot.since = time_point{duration{since_.load(std::memory_order_relaxed)}};
     if (snapshot.state == circuit_state::open) {
-      if (now >= open_until()) {
+      const time_point recent = std::min(now, clock_->recent());  // as a call reads it
+      if (recent >= open_until()) {
         snapshot.state = circuit_state::half_open;
         snapshot.since = open_until();
       } else {
-        snapshot.open_remaining = open_until() - now;
+        snapshot.open_remaining = open_until() - recent;
       }
     }
     snapshot.window = trip_.counts(now);
@@ -371,6 +373,11 @@ class circuit_breaker {
     return time_point{duration{open_until_.load(std::memory_order_acquire)}};
   }
 
+  /// Open time left, from a recent reading (context::recent_now): never ahead of the clock, so
+  /// the breaker may stay open up to one tick past open_for but never half-opens early, and its
+  /// hint never sends a retry in early. Zero or less: the open time is over.
+  duration open_left(const context& ctx) const noexcept { return open_until() - ctx.recent_now(); }
+
   tally judge(const outcome& result) const noexcept {
     if (result.rejected) return tally::ignored;  // another policy refused: says nothing
     if (result.kind == verdict::success) return tally::succeeded;
@@ -428,6 +435,15 @@ class circuit_breaker {
   template <class Next>
   auto run_guarded(context& ctx, Next& next, std::uint64_t word) {
     using result_type = std::invoke_result_t<Next&, context&>;
+    // The refusal of an open breaker, inline: load shedding is when refusals come by the
+    // thousand. Any other state, or an open time that has passed, goes through admit().
+    if (state_of(word) == circuit_state::open) {
+      const duration left = open_left(ctx);
+      if (left > duration::zero()) {
+        count_rejection(ctx, circuit_state::open, left);
+        return result_type::raised(call_error(errc::circuit_open, left));
+      }
+    }
     const admission let_in = admit(ctx, word);
     if (let_in.refused != errc{}) {
       return result_type::raised(call_error(let_in.refused, let_in.retry_after));
@@ -465,12 +481,10 @@ class circuit_breaker {
         case circuit_state::isolated:
           return reject(ctx, errc::circuit_isolated, circuit_state::isolated, duration::zero());
         case circuit_state::open: {
-          const time_point now = ctx.now();
-          const time_point until = open_until();
-          if (now < until) {
-            return reject(ctx, errc::circuit_open, circuit_state::open, until - now);
+          if (const duration left = open_left(ctx); left > duration::zero()) {
+            return reject(ctx, errc::circuit_open, circuit_state::open, left);
           }
-          word = begin_half_open(word, now);
+          word = begin_half_open(word, ctx.now());
           break;
         }
         case circuit_state::half_open: {
@@ -609,9 +623,12 @@ class circuit_breaker {
     emit(event);
   }
 
-  admission reject(context& ctx, errc code, circuit_state seen, duration retry_after) noexcept {
+  void count_rejection(const context& ctx, circuit_state seen, duration retry_after) noexcept {
     rejections_.fetch_add(1, std::memory_order_relaxed);
     detail::notify(observer_, breaker_rejected{options_.name, ctx.name(), seen, retry_after});
+  }
+  admission reject(context& ctx, errc code, circuit_state seen, duration retry_after) noexcept {
+    count_rejection(ctx, seen, retry_after);
     return {state_.load(std::memory_order_relaxed), false, code, retry_after};
   }
 

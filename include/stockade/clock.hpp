@@ -6,6 +6,9 @@
 #pragma once
 
 #include <chrono>
+#if defined(__linux__)
+#include <time.h>
+#endif
 
 #include "detail/timer_thread.hpp"
 #include "timer.hpp"
@@ -24,6 +27,19 @@ constexpr time_point add_up_to(time_point at, duration length, time_point limit)
   if (length <= duration::zero()) return at + length;
   return (limit - at) <= length ? limit : at + length;
 }
+
+/// std::chrono::steady_clock as of its last tick: on Linux CLOCK_MONOTONIC_COARSE, the same
+/// timeline as steady_clock (CLOCK_MONOTONIC) read without the hardware counter, never ahead
+/// of it and at most one kernel tick (1 to 10 ms) behind.
+inline time_point coarse_steady_now() noexcept {
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+  timespec at{};
+  if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &at) == 0) {
+    return time_point{std::chrono::seconds{at.tv_sec} + std::chrono::nanoseconds{at.tv_nsec}};
+  }
+#endif
+  return std::chrono::steady_clock::now();
+}
 }  // namespace detail
 
 /// What a clock must provide. Implement it to plug in another time source.
@@ -35,6 +51,11 @@ class clock {
   virtual ~clock() = default;
 
   virtual time_point now() const noexcept = 0;
+
+  /// A reading that may be up to one tick old but is never ahead of now(), for decisions that
+  /// a millisecond late does not change: an open breaker's refusal reads this. The default
+  /// reads now().
+  virtual time_point recent() const noexcept { return now(); }
 
   /// Fires `t` (runs its action once) when this clock reaches `when`; a time already past fires
   /// it soon. `t` must not be armed already, and must stay alive until it has fired or cancel()
@@ -55,6 +76,7 @@ class real_clock final : public clock {
   }
 
   time_point now() const noexcept override { return std::chrono::steady_clock::now(); }
+  time_point recent() const noexcept override { return detail::coarse_steady_now(); }
   void arm(timer& t, time_point when) override { detail::timer_thread::instance().arm(t, when); }
   bool cancel(timer& t) noexcept override { return detail::timer_thread::instance().cancel(t); }
 

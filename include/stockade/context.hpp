@@ -131,6 +131,11 @@ class cached_time {
     return now_;
   }
   void forget() noexcept { fresh_ = false; }
+  /// The cached time if there is one (it is exact), else a recent reading, not cached.
+  time_point recent() const noexcept {
+    if (fresh_) return now_;
+    return clock_ ? clock_->recent() : coarse_steady_now();
+  }
 
  private:
   clock* clock_;
@@ -186,6 +191,9 @@ class context {
   time_point refresh_now() noexcept { return time_.refresh(); }
   /// Marks the cached time as stale; the next now() reads the clock.
   void forget_now() noexcept { time_.forget(); }
+  /// now() if this step has read it, else the clock's recent(): up to one tick old, never
+  /// ahead. For refusals that would otherwise pay a clock read to say "not yet".
+  time_point recent_now() const noexcept { return time_.recent(); }
 
   // --- deadline ----------------------------------------------------------------------------
   time_point deadline() const noexcept { return deadline_; }

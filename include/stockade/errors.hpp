@@ -109,6 +109,13 @@ class policy_error_category : public std::error_category {
 };
 
 namespace detail {
+/// The verdict the default rules give one of stockade's own codes that is not a rejection:
+/// resource_closed is permanent (the application shut the resource down: retrying cannot help);
+/// every other failure stockade raises (timeout, warm-up, health) is transient.
+constexpr verdict verdict_of_own(errc code) noexcept {
+  return code == errc::resource_closed ? verdict::permanent : verdict::transient;
+}
+
 class error_category_impl final : public policy_error_category {
  public:
   const char* name() const noexcept override { return "stockade"; }
@@ -116,11 +123,8 @@ class error_category_impl final : public policy_error_category {
   bool is_rejection(int code) const noexcept override {
     return stockade::is_rejection(static_cast<errc>(code));
   }
-  /// resource_closed is permanent (the application shut the resource down: retrying cannot
-  /// help); every other failure stockade raises (timeout, warm-up, health) is transient.
   verdict verdict_of(int code) const noexcept override {
-    return static_cast<errc>(code) == errc::resource_closed ? verdict::permanent
-                                                            : verdict::transient;
+    return verdict_of_own(static_cast<errc>(code));
   }
 };
 
@@ -143,16 +147,25 @@ inline constinit const error_category_impl stockade_category{};
 /// How the default rules classify an error a policy raised: a rejection stays a rejection
 /// (transient, flagged, with its hint); any other code gets its family's verdict, and a thrown
 /// or returned error is never a success (read as transient).
-inline outcome outcome_of_policy_error(const policy_error_category& family, int code,
+inline outcome outcome_of_family_error(const policy_error_category& family, int code,
                                        std::chrono::nanoseconds retry_after) noexcept {
-  // stockade's own codes without a virtual call: a breaker's refusal is on a hot path.
-  const bool own = &family == &stockade_category;
-  if (own ? stockade::is_rejection(static_cast<errc>(code)) : family.is_rejection(code)) {
-    return {verdict::transient, retry_after, true};
-  }
-  const verdict kind = own ? stockade_category.verdict_of(code) : family.verdict_of(code);
+  if (family.is_rejection(code)) return {verdict::transient, retry_after, true};
+  const verdict kind = family.verdict_of(code);
   if (kind == verdict::permanent) return kind;  // never retried: a hint would mean nothing
   return {kind == verdict::success ? verdict::transient : kind, retry_after};
+}
+constexpr outcome outcome_of_own_error(errc code, std::chrono::nanoseconds retry_after) noexcept {
+  if (stockade::is_rejection(code)) return {verdict::transient, retry_after, true};
+  if (verdict_of_own(code) == verdict::permanent) return verdict::permanent;
+  return {verdict::transient, retry_after};
+}
+/// Either of the two; stockade's own codes inline and without a virtual call, since a
+/// breaker's refusal is on a hot path.
+[[gnu::always_inline]] inline outcome outcome_of_policy_error(
+    const policy_error_category& family, int code, std::chrono::nanoseconds retry_after) noexcept {
+  if (&family == &stockade_category)
+    return outcome_of_own_error(static_cast<errc>(code), retry_after);
+  return outcome_of_family_error(family, code, retry_after);
 }
 }  // namespace detail
 
