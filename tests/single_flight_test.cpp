@@ -6,6 +6,7 @@
 #include <chrono>
 #include <exception>
 #include <latch>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <stop_token>
@@ -368,6 +369,96 @@ TEST(SingleFlightByKey, KeyIsForgottenWhenItsRunEnds) {
   EXPECT_THROW(flights.run(ctx, 2, [](context&) -> int { throw std::runtime_error("no"); }),
                std::runtime_error);
   EXPECT_EQ(flights.size(), 0U);
+}
+
+// --- the decisions, driven by hand: no thread waits, as a coroutine driver would drive them ----
+
+/// The slot of one run, as flight<R> keeps it.
+struct one_run {
+  std::shared_ptr<stockade::detail::flight_run<int>> current;
+  void install(std::shared_ptr<stockade::detail::flight_run<int>> run) { current = std::move(run); }
+  void forget(const std::shared_ptr<stockade::detail::flight_run<int>>& run) {
+    if (current == run) current.reset();
+  }
+};
+
+TEST(FlightDecisions, ALeaderThatGivesUpHandsTheRunToAWaiterWhoseResultEveryoneShares) {
+  using stockade::detail::flight_step;
+  manual_clock clock;
+  one_run slot;
+  context leader{clock};
+  context first{clock};
+  context second{clock};
+  auto run = slot.current;
+  ASSERT_EQ(stockade::detail::arrive<int>(slot, run, leader), flight_step::lead);
+  auto first_run = slot.current;
+  auto second_run = slot.current;
+  EXPECT_EQ(stockade::detail::arrive<int>(slot, first_run, first), flight_step::follow);
+  EXPECT_EQ(stockade::detail::arrive<int>(slot, second_run, second), flight_step::follow);
+  EXPECT_EQ(run->waiters, 2U);
+
+  // The leader's own give-up: the run stays, leaderless, and its waiters are woken.
+  stockade::detail::leader_failed(slot, run, std::make_exception_ptr(std::runtime_error("late")),
+                                  /*gave_up=*/true);
+  EXPECT_FALSE(run->has_leader);
+  EXPECT_EQ(slot.current, run);
+  EXPECT_EQ(stockade::detail::after_wait(slot, first_run, first, /*served=*/true),
+            flight_step::lead);
+  EXPECT_EQ(stockade::detail::after_wait(slot, second_run, second, /*served=*/true),
+            flight_step::follow);  // the first waiter took it over: wait again
+
+  stockade::detail::leader_succeeded(slot, first_run, 7);
+  EXPECT_EQ(slot.current, nullptr);  // done: the next caller starts a new run
+  EXPECT_EQ(stockade::detail::after_wait(slot, second_run, second, /*served=*/true),
+            flight_step::take_result);
+  EXPECT_EQ(second_run->value, 7);
+  EXPECT_EQ(second_run->waiters, 0U);
+}
+
+TEST(FlightDecisions, TheLastWaiterToGiveUpOnALeaderlessRunForgetsIt) {
+  using stockade::detail::flight_step;
+  manual_clock clock;
+  one_run slot;
+  context leader{clock};
+  context waiter{clock};
+  auto run = slot.current;
+  ASSERT_EQ(stockade::detail::arrive<int>(slot, run, leader), flight_step::lead);
+  auto waiter_run = slot.current;
+  ASSERT_EQ(stockade::detail::arrive<int>(slot, waiter_run, waiter), flight_step::follow);
+  stockade::detail::leader_failed(slot, run, nullptr, /*gave_up=*/true);
+  // Its wait ended by its own deadline, not by the run: it gives up, and nobody is left.
+  EXPECT_EQ(stockade::detail::after_wait(slot, waiter_run, waiter, /*served=*/false),
+            flight_step::give_up);
+  EXPECT_EQ(slot.current, nullptr);
+}
+
+TEST(FlightDecisions, ACallerPastItsDeadlineNeverLeads) {
+  using stockade::detail::flight_step;
+  manual_clock clock;
+  one_run slot;
+  context late{clock};
+  late.set_deadline(clock.now());
+  auto run = slot.current;
+  EXPECT_EQ(stockade::detail::arrive<int>(slot, run, late), flight_step::give_up);
+  EXPECT_EQ(slot.current, nullptr);
+}
+
+TEST(FlightDecisions, AFailureOfTheWorkIsEveryWaitersAnswer) {
+  using stockade::detail::flight_step;
+  manual_clock clock;
+  one_run slot;
+  context leader{clock};
+  context waiter{clock};
+  auto run = slot.current;
+  ASSERT_EQ(stockade::detail::arrive<int>(slot, run, leader), flight_step::lead);
+  auto waiter_run = slot.current;
+  ASSERT_EQ(stockade::detail::arrive<int>(slot, waiter_run, waiter), flight_step::follow);
+  stockade::detail::leader_failed(slot, run, std::make_exception_ptr(std::runtime_error("down")),
+                                  /*gave_up=*/false);
+  EXPECT_EQ(slot.current, nullptr);
+  EXPECT_EQ(stockade::detail::after_wait(slot, waiter_run, waiter, /*served=*/true),
+            flight_step::take_result);
+  EXPECT_THROW(std::rethrow_exception(waiter_run->failure), std::runtime_error);
 }
 
 }  // namespace

@@ -42,80 +42,123 @@ inline bool caller_gave_up(context& ctx) { return ctx.stop_requested() || ctx.ex
   throw error(wait_exceeded);
 }
 
-/// The one algorithm behind flight<R> and single_flight<Key, R>. `lock` holds the owner's
-/// mutex; `slot` finds, installs and forgets the run in progress (a member, or a map entry).
+// The decisions of single flight, written once for every way of waiting, each made under the
+// owner's lock: arrive, then (for a follower, each time its wait ends) after_wait, and for the
+// leader leader_succeeded or leader_failed. `slot` finds, installs and forgets the run in
+// progress (a member, or a map entry). join_or_lead below is the blocking driver; a coroutine
+// driver suspends where it waits instead.
+enum class flight_step {
+  lead,         // run the work (a new run, or one its leader left), then report how it ended
+  follow,       // wait for the run in progress (counted among its waiters)
+  take_result,  // the run is done: its value or its failure is this caller's
+  give_up,      // this caller's deadline or stop ended its wait: its own rejection
+};
+
+/// A caller arrives at `run` (the one in progress, or null). Never starts (or takes over) work
+/// it could not wait for; reads its give-up only when it would lead.
+template <class R, class Slot>
+flight_step arrive(Slot& slot, std::shared_ptr<flight_run<R>>& run, context& ctx) {
+  if (run && run->has_leader) {
+    ++run->waiters;
+    return flight_step::follow;
+  }
+  if (caller_gave_up(ctx)) {
+    if (run && run->waiters == 0) slot.forget(run);
+    return flight_step::give_up;
+  }
+  if (!run) {
+    run = std::make_shared<flight_run<R>>();
+    slot.install(run);
+  }
+  run->has_leader = true;
+  return flight_step::lead;
+}
+
+/// A follower's wait ended (`served`: woken by the run, rather than its own deadline or stop).
+/// A run whose leader left is taken over by a waiter that has not given up.
+template <class R, class Slot>
+flight_step after_wait(Slot& slot, const std::shared_ptr<flight_run<R>>& run, context& ctx,
+                       bool served) {
+  if (run->done) {
+    --run->waiters;
+    return flight_step::take_result;
+  }
+  const bool gave_up = !served || caller_gave_up(ctx);
+  if (!gave_up && !run->has_leader) {
+    --run->waiters;
+    run->has_leader = true;
+    return flight_step::lead;
+  }
+  if (gave_up) {
+    --run->waiters;
+    if (!run->has_leader && run->waiters == 0) slot.forget(run);
+    return flight_step::give_up;
+  }
+  return flight_step::follow;
+}
+
+/// The leader's work returned `value`: every waiter gets a copy (a copy that throws fails the
+/// waiters only, not the leader).
+template <class R, class Slot>
+void leader_succeeded(Slot& slot, const std::shared_ptr<flight_run<R>>& run, const R& value) {
+  try {
+    run->value.emplace(value);
+  } catch (...) {
+    run->failure = std::current_exception();
+  }
+  run->done = true;
+  slot.forget(run);
+  serve_all(run->followers);
+}
+
+/// The leader's work threw `failure`; `gave_up` (decided by the driver as the work ended): the
+/// leader's own deadline or stop, which is never another caller's, so the run waits for a
+/// waiter to take it over. Any other failure is the run's answer for every waiter.
+template <class R, class Slot>
+void leader_failed(Slot& slot, const std::shared_ptr<flight_run<R>>& run,
+                   std::exception_ptr failure, bool gave_up) {
+  if (gave_up) {
+    run->has_leader = false;
+    if (run->waiters == 0) slot.forget(run);
+  } else {
+    run->failure = std::move(failure);
+    run->done = true;
+    slot.forget(run);
+  }
+  serve_all(run->followers);
+}
+
+/// The blocking driver behind flight<R> and single_flight<Key, R>: `lock` holds the owner's
+/// mutex; a follower blocks this thread until the run serves it or its deadline or stop comes.
 template <class R, class Slot, class Work>
 R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Work& work,
                errc wait_exceeded) {
   std::shared_ptr<flight_run<R>> run = slot.current();
-  const auto lead = [&]() -> R {
-    lock.unlock();
-    std::optional<R> value;
-    try {
-      value.emplace(std::invoke(work, ctx));
-    } catch (...) {
-      // Decided once, here: the leader's give-up is its own; any other failure is the work's
-      // answer and goes to every waiter.
-      const bool gave_up = caller_gave_up(ctx);
-      lock.lock();
-      if (gave_up) {
-        run->has_leader = false;
-        if (run->waiters == 0) slot.forget(run);
-      } else {
-        run->failure = std::current_exception();
-        run->done = true;
-        slot.forget(run);
-      }
-      serve_all(run->followers);
-      throw;
-    }
+  flight_step step = arrive<R>(slot, run, ctx);
+  while (step == flight_step::follow) {
+    const bool served = ctx.wait_until(lock, run->followers, no_deadline,
+                                       [&] { return run->done || !run->has_leader; });
+    step = after_wait(slot, run, ctx, served);
+  }
+  if (step == flight_step::take_result) {
+    if (run->failure) std::rethrow_exception(run->failure);
+    return *run->value;
+  }
+  if (step == flight_step::give_up) throw_give_up(ctx, wait_exceeded);
+
+  lock.unlock();
+  std::optional<R> value;
+  try {
+    value.emplace(std::invoke(work, ctx));
+  } catch (...) {
+    const bool gave_up = caller_gave_up(ctx);  // decided once, here
     lock.lock();
-    try {
-      run->value.emplace(*value);
-    } catch (...) {
-      run->failure = std::current_exception();  // a copy that throws fails the waiters only
-    }
-    run->done = true;
-    slot.forget(run);
-    serve_all(run->followers);
-    return std::move(*value);
-  };
-
-  if (!run || !run->has_leader) {
-    // Never start (or take over) work this caller could not wait for.
-    if (caller_gave_up(ctx)) {
-      if (run && !run->has_leader && run->waiters == 0) slot.forget(run);
-      throw_give_up(ctx, wait_exceeded);
-    }
-    if (!run) {
-      run = std::make_shared<flight_run<R>>();
-      slot.install(run);
-    }
-    run->has_leader = true;
-    return lead();
+    leader_failed(slot, run, std::current_exception(), gave_up);
+    throw;
   }
-
-  ++run->waiters;
-  for (;;) {
-    const bool woken = ctx.wait_until(lock, run->followers, no_deadline,
-                                      [&] { return run->done || !run->has_leader; });
-    if (run->done) {
-      --run->waiters;
-      if (run->failure) std::rethrow_exception(run->failure);
-      return *run->value;
-    }
-    const bool gave_up = !woken || caller_gave_up(ctx);
-    if (!gave_up && !run->has_leader) {
-      --run->waiters;
-      run->has_leader = true;  // this waiter takes over the work
-      return lead();
-    }
-    if (gave_up) {
-      --run->waiters;
-      if (!run->has_leader && run->waiters == 0) slot.forget(run);
-      throw_give_up(ctx, wait_exceeded);
-    }
-  }
+  lock.lock();
+  leader_succeeded(slot, run, *value);
+  return std::move(*value);
 }
 
 template <class F, class R>
