@@ -42,8 +42,7 @@ BENCHMARK(pipeline_0_layers_own_context);
 // With a shared gRPC A6 token budget: a success while the bucket is full costs one load.
 void retry_success_path_token_budget(benchmark::State& state) {
   static stockade::token_budget budget{{.max_tokens = 10, .token_ratio = 0.1}};
-  const auto pipeline =
-      stockade::pipeline{stockade::retry{{.max_attempts = 4}}.with_budget(budget)};
+  const auto pipeline = stockade::pipeline{stockade::retry{{.max_attempts = 4}, std::ref(budget)}};
   int x = 0;
   for (auto _ : state) benchmark::DoNotOptimize(x = pipeline([&] { return dependency(x); }));
 }

@@ -334,9 +334,9 @@ void run(FuzzedDataProvider& in) {
   stockade::testing::manual_clock clock;
   stockade::token_budget budget{budget_options};
   std::vector<event_record> events;
-  const auto policy = stockade::pipeline{stockade::retry{options}.with_budget(budget).observed_by(
-                                             event_log{&events})}
-                          .classify_with(classify);
+  const auto policy =
+      stockade::pipeline{stockade::retry{options, std::ref(budget), event_log{&events}}}
+          .classify_with(classify);
 
   retry_model model;
   model.options = options;

@@ -640,6 +640,22 @@ TEST(Open, AStepThatHasReadTheExactTimeDecidesFromIt) {
   EXPECT_TRUE(stack.try_call(ctx, [] { return 1; }).has_value());
 }
 
+TEST(CircuitBreakerParts, ClockAndObserverComeInAnyOrderAndEachMayBeLeftOut) {
+  manual_clock clock;
+  recorder seen;
+  using observed = circuit_breaker<consecutive_failures, stockade::observer_ref<recorder>>;
+  observed clock_first{consecutive(1, 10s), clock, stockade::observer_ref{seen}};
+  observed observer_first{consecutive(1, 10s), stockade::observer_ref{seen}, clock};
+  const circuit_breaker on_real_clock{consecutive(1, 10s), stockade::observer_ref{seen}};
+  static_assert(std::is_same_v<decltype(on_real_clock), const observed>);
+  trip(clock_first, clock);
+  trip(observer_first, clock);
+  EXPECT_EQ(seen.changes.size(), 2U);
+  clock.advance(10s);  // both read the manual clock
+  EXPECT_EQ(clock_first.state(), circuit_state::half_open);
+  EXPECT_EQ(observer_first.state(), circuit_state::half_open);
+}
+
 // --- half-open --------------------------------------------------------------------------------
 
 TEST(HalfOpen, ClosesAfterEveryTrialSucceeds) {

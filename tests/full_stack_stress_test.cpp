@@ -388,10 +388,10 @@ TEST(FullStackStress, EveryCallEndsOnceAndEveryLayerKeepsItsBounds) {
       stockade::pipeline{stockade::timeout{5s},
                          stockade::retry{{.max_attempts = 4,
                                           .backoff = stockade::exponential{10ms, 2.0, 200ms},
-                                          .max_delay = 1s}}
-                             .with_budget(budget)
-                             .observed_by(report)
-                             .with_random(stockade::seeded_random{seed + 3}),
+                                          .max_delay = 1s},
+                                         std::ref(budget),
+                                         report,
+                                         stockade::seeded_random{seed + 3}},
                          count_attempts{&book},
                          std::ref(breaker),
                          std::ref(bulkhead),

@@ -125,8 +125,7 @@ TEST(ThrowingObserver, RetryKeepsTheValueOfTheAttemptAfterTheEvent) {
   manual_clock clock;
   throwing_observer observer;
   const auto policy = stockade::pipeline{
-      stockade::retry{{.max_attempts = 3, .jitter = stockade::jitter::none()}}.observed_by(
-          observer)};
+      stockade::retry{{.max_attempts = 3, .jitter = stockade::jitter::none()}, observer}};
   context ctx{clock};
   int calls = 0;
   EXPECT_EQ(policy(ctx,

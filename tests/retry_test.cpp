@@ -66,9 +66,10 @@ struct recorder {
   }
 };
 
-/// A policy with `options` (no jitter unless asked) that reports to `events`.
-auto retrying(stockade::retry_options<> options, recorder& events) {
-  return stockade::retry{options}.observed_by(stockade::observer_ref{events});
+/// A policy with `options` (no jitter unless asked) that reports to `events`, with `parts`.
+template <class... Parts>
+auto retrying(stockade::retry_options<> options, recorder& events, Parts... parts) {
+  return stockade::retry{options, stockade::observer_ref{events}, parts...};
 }
 
 stockade::retry_options<> no_jitter(stockade::retry_options<> options) {
@@ -308,8 +309,8 @@ TEST(Retry, FullJitterKeepsEveryDelayWithinTheSchedule) {
   recorder events;
   int calls = 0;
   const auto policy = stockade::pipeline{
-      retrying({.max_attempts = 200, .backoff = stockade::exponential{10ms, 2.0, 1s}}, events)
-          .with_random(stockade::seeded_random{2024})};
+      retrying({.max_attempts = 200, .backoff = stockade::exponential{10ms, 2.0, 1s}}, events,
+               stockade::seeded_random{2024})};
   EXPECT_THROW(policy(ctx, fails_then_succeeds{1000, &calls}), flaky_error);
   ASSERT_EQ(events.scheduled.size(), 199U);
   const stockade::exponential schedule{10ms, 2.0, 1s};
@@ -325,10 +326,8 @@ TEST(Retry, SameSeedGivesTheSameJitteredDelays) {
   recorder first, second;
   int calls_a = 0, calls_b = 0;
   const stockade::retry_options<> options{.max_attempts = 6, .jitter = jitter::decorrelated()};
-  const auto a =
-      stockade::pipeline{retrying(options, first).with_random(stockade::seeded_random{9})};
-  const auto b =
-      stockade::pipeline{retrying(options, second).with_random(stockade::seeded_random{9})};
+  const auto a = stockade::pipeline{retrying(options, first, stockade::seeded_random{9})};
+  const auto b = stockade::pipeline{retrying(options, second, stockade::seeded_random{9})};
   EXPECT_THROW(a(ctx, fails_then_succeeds{10, &calls_a}), flaky_error);
   EXPECT_THROW(b(ctx, fails_then_succeeds{10, &calls_b}), flaky_error);
   EXPECT_EQ(first.delays(), second.delays());
@@ -344,8 +343,7 @@ TEST(Retry, DecorrelatedJitterKeepsToTheBackoffsOwnCap) {
       retrying({.max_attempts = 30,
                 .backoff = stockade::exponential{10ms, 2.0, 1s},
                 .jitter = jitter::decorrelated()},  // max_delay stays at its 30 s default
-               events)
-          .with_random(stockade::seeded_random{5})};
+               events, stockade::seeded_random{5})};
   EXPECT_THROW(policy(ctx, fails_then_succeeds{100, &calls}), flaky_error);
   ASSERT_EQ(events.delays().size(), 29U);
   for (const duration delay : events.delays()) EXPECT_LE(delay, 1s);
@@ -360,8 +358,7 @@ TEST(Retry, MaxDelayCapsTheScheduleAndItsJitter) {
                                                    .backoff = stockade::exponential{1s, 2.0, 60s},
                                                    .jitter = jitter::proportional(0.2),
                                                    .max_delay = 1500ms},
-                                                  events)
-                                             .with_random(stockade::seeded_random{5})};
+                                                  events, stockade::seeded_random{5})};
   EXPECT_THROW(policy(ctx, fails_then_succeeds{100, &calls}), flaky_error);
   // The schedule is capped first, then spread by ±20 % and capped again: [1.2 s, 1.5 s].
   for (const auto& e : events.scheduled) {
@@ -660,12 +657,12 @@ TEST(Retry, RunsResetActionsOnAFatalVerdictBeforeTheNextAttempt) {
   stockade::context ctx{clock};
   std::vector<std::string> log;
   int calls = 0;
-  const auto policy = stockade::pipeline{
-      stockade::retry{{.max_attempts = 3}}.on_fatal(
-          [&] { log.push_back("reset gate"); },
-          [&] {
-            log.push_back("drop connection");
-          })}.classify_with(fatal_rules);
+  const auto policy =
+      stockade::pipeline{
+          stockade::retry{{.max_attempts = 3},
+                          stockade::on_fatal([&] { log.push_back("reset gate"); },
+                                             [&] { log.push_back("drop connection"); })}}
+          .classify_with(fatal_rules);
   EXPECT_EQ(policy(ctx,
                    [&] {
                      log.push_back("attempt " + std::to_string(++calls));
@@ -681,8 +678,8 @@ TEST(Retry, DoesNotRunResetActionsOnATransientVerdict) {
   manual_clock clock;
   stockade::context ctx{clock};
   int resets = 0, calls = 0;
-  const auto policy =
-      stockade::pipeline{stockade::retry{{.max_attempts = 3}}.on_fatal([&] { ++resets; })};
+  const auto policy = stockade::pipeline{
+      stockade::retry{{.max_attempts = 3}, stockade::on_fatal([&] { ++resets; })}};
   EXPECT_EQ(policy(ctx, fails_then_succeeds{2, &calls}), 42);
   EXPECT_EQ(resets, 0);
 }
@@ -691,21 +688,22 @@ TEST(Retry, RunsResetActionsWhenGivingUpOnAFatalVerdict) {
   manual_clock clock;
   stockade::context ctx{clock};
   int resets = 0;
-  const auto policy = stockade::pipeline{stockade::retry{{.max_attempts = 2}}.on_fatal([&] {
+  const auto policy = stockade::pipeline{
+      stockade::retry{{.max_attempts = 2}, stockade::on_fatal([&] {
                         ++resets;
-                      })}.classify_with(fatal_rules);
+                      })}}.classify_with(fatal_rules);
   EXPECT_THROW(policy(ctx, []() -> int { throw broken_error(); }), broken_error);
   EXPECT_EQ(resets, 2);  // once per fatal attempt, the last one included
 }
 
-TEST(Retry, ChainedOnFatalCallsAddActionsInOrder) {
+TEST(Retry, ResetActionsRunInTheOrderGiven) {
   manual_clock clock;
   stockade::context ctx{clock};
   std::string order;
-  const auto policy = stockade::pipeline{
-      stockade::retry{{.max_attempts = 1}}.on_fatal([&] { order += "a"; }).on_fatal([&] {
-        order += "b";
-      })}.classify_with(fatal_rules);
+  const auto policy = stockade::pipeline{stockade::retry{{.max_attempts = 1},
+                                                         stockade::on_fatal([&] { order += "a"; },
+                                                                            [&] { order += "b"; })}}
+                          .classify_with(fatal_rules);
   EXPECT_THROW(policy(ctx, []() -> int { throw broken_error(); }), broken_error);
   EXPECT_EQ(order, "ab");
 }
@@ -720,8 +718,8 @@ TEST(Retry, BudgetRefusalReturnsTheErrorAsIsAndSaysWhy) {
   recorder events;
   int calls = 0;
   const auto policy = stockade::pipeline{
-      retrying(no_jitter({.max_attempts = 5, .backoff = stockade::constant{50ms}}), events)
-          .with_budget(budget)};
+      retrying(no_jitter({.max_attempts = 5, .backoff = stockade::constant{50ms}}), events,
+               std::ref(budget))};
   try {
     policy(ctx, fails_then_succeeds{10, &calls});
     FAIL() << "no exception";
@@ -740,7 +738,7 @@ TEST(Retry, BudgetSeesEveryAttempt) {
   stockade::context ctx{clock};
   stockade::token_budget budget{{.max_tokens = 10, .token_ratio = 0.1}};
   int calls = 0;
-  const auto policy = stockade::pipeline{stockade::retry{{.max_attempts = 5}}.with_budget(budget)};
+  const auto policy = stockade::pipeline{stockade::retry{{.max_attempts = 5}, std::ref(budget)}};
   EXPECT_EQ(policy(ctx, fails_then_succeeds{2, &calls}), 42);
   EXPECT_DOUBLE_EQ(budget.tokens(), 8.1);  // 10 - 1 - 1 + 0.1
   EXPECT_EQ(budget.retries_granted(), 2U);
@@ -754,9 +752,9 @@ TEST(Retry, SharedPercentBudgetBoundsRetriesAcrossCallSites) {
   // run-time base class.
   stockade::retry_budget& erased = budget;
   const auto reads = stockade::pipeline{
-      stockade::retry{{.max_attempts = 3, .backoff = stockade::constant{0ms}}}.with_budget(budget)};
+      stockade::retry{{.max_attempts = 3, .backoff = stockade::constant{0ms}}, std::ref(budget)}};
   const auto writes = stockade::pipeline{
-      stockade::retry{{.max_attempts = 4, .backoff = stockade::constant{0ms}}}.with_budget(erased)};
+      stockade::retry{{.max_attempts = 4, .backoff = stockade::constant{0ms}}, std::ref(erased)}};
   int attempts = 0;
   const auto always_fails = [&]() -> int { throw flaky_error(++attempts); };
   for (int i = 0; i < 10; ++i) {
@@ -787,7 +785,7 @@ TEST(Retry, AcceptsAUserDefinedBudgetType) {
   refusing_budget budget;
   recorder events;
   int calls = 0;
-  const auto policy = stockade::pipeline{retrying({.max_attempts = 3}, events).with_budget(budget)};
+  const auto policy = stockade::pipeline{retrying({.max_attempts = 3}, events, std::ref(budget))};
   EXPECT_THROW(policy(ctx, fails_then_succeeds{5, &calls}), flaky_error);
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(budget.attempts_seen, 1);
@@ -832,8 +830,8 @@ TEST(Retry, CountersObserverCountsRetryEvents) {
   stockade::context ctx{clock};
   stockade::counters counts;
   int calls = 0;
-  const auto policy = stockade::pipeline{
-      stockade::retry{{.max_attempts = 3}}.observed_by(stockade::observer_ref{counts})};
+  const auto policy =
+      stockade::pipeline{stockade::retry{{.max_attempts = 3}, stockade::observer_ref{counts}}};
   EXPECT_THROW(policy(ctx, fails_then_succeeds{5, &calls}), flaky_error);
   EXPECT_EQ(counts.count(stockade::event_kind::retry_scheduled), 2U);
   EXPECT_EQ(counts.count(stockade::event_kind::retry_gave_up), 1U);
@@ -919,11 +917,10 @@ TEST(RetryOptions, AcceptsAUserDefinedBackoff) {
   stockade::context ctx{clock};
   recorder events;
   int calls = 0;
-  const auto policy = stockade::pipeline{stockade::retry{
-      stockade::retry_options<doubling>{
-          .max_attempts = 4,
-          .backoff = doubling{5ms},
-          .jitter = jitter::none()}}.observed_by(stockade::observer_ref{events})};
+  const auto policy = stockade::pipeline{
+      stockade::retry{stockade::retry_options<doubling>{
+                          .max_attempts = 4, .backoff = doubling{5ms}, .jitter = jitter::none()},
+                      stockade::observer_ref{events}}};
   EXPECT_THROW(policy(ctx, fails_then_succeeds{10, &calls}), flaky_error);
   EXPECT_EQ(events.delays(), (std::vector<duration>{5ms, 10ms, 20ms}));
 }
@@ -951,6 +948,41 @@ TEST(RetryOptions, WorstCaseDelayAddsUpTheLongestWaits) {
   constexpr stockade::retry many{{.max_attempts = 1'000'000'000, .max_delay = 10ms}};
   static_assert(many.worst_case_delay() == 10ms * 999'999'999);  // computed, not looped
   SUCCEED();
+}
+
+// --- parts: after the options, in any order ----------------------------------------------------
+
+TEST(RetryParts, AreFoundByWhatTheyAreInAnyOrder) {
+  stockade::token_budget budget{};
+  recorder events;
+  const auto reset = stockade::on_fatal([] {});
+  using expected = stockade::retry<stockade::backoff_schedule, stockade::observer_ref<recorder>,
+                                   stockade::seeded_random, std::remove_const_t<decltype(reset)>,
+                                   stockade::token_budget>;
+  const stockade::retry one{{.max_attempts = 2},
+                            std::ref(budget),
+                            stockade::observer_ref{events},
+                            reset,
+                            stockade::seeded_random{1}};
+  const stockade::retry other{{.max_attempts = 2},
+                              stockade::seeded_random{1},
+                              reset,
+                              stockade::observer_ref{events},
+                              std::ref(budget)};
+  static_assert(std::is_same_v<decltype(one), const expected>);
+  static_assert(std::is_same_v<decltype(other), const expected>);
+}
+
+TEST(RetryParts, ThoseNotGivenKeepTheirDefaults) {
+  stockade::percent_budget budget{};
+  const stockade::retry with_budget{{.max_attempts = 2}, std::ref(budget)};
+  static_assert(
+      std::is_same_v<decltype(with_budget),
+                     const stockade::retry<stockade::backoff_schedule, stockade::null_observer,
+                                           stockade::default_random, stockade::reset_actions<>,
+                                           stockade::percent_budget>>);
+  constexpr stockade::retry plain{{.max_attempts = 2}};
+  static_assert(std::is_same_v<decltype(plain), const stockade::retry<>>);
 }
 
 }  // namespace

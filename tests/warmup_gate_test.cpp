@@ -55,6 +55,17 @@ stockade::error error_of(F&& f) {
   return stockade::error(errc::injected_fault);
 }
 
+TEST(WarmupGate, ClockAndObserverComeInAnyOrder) {
+  manual_clock clock;
+  stockade::counters events;
+  warmup_gate gate{[] {}, {}, stockade::observer_ref{events}, clock};
+  static_assert(
+      std::is_same_v<decltype(gate), warmup_gate<stockade::observer_ref<stockade::counters>>>);
+  gate.start();  // without a context: on the gate's own clock, the manual one
+  EXPECT_TRUE(gate.ready());
+  EXPECT_EQ(events.count(stockade::event_kind::warmup_succeeded), 1U);
+}
+
 TEST(WarmupGate, ReadyGateLetsCallsThroughWithoutWarmingAgain) {
   manual_clock clock;
   int warmups = 0;

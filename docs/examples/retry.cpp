@@ -33,16 +33,16 @@ int main() {
   stockade::counters events;
   bool connected = false;
 
-  const auto query_policy =
-      stockade::pipeline{stockade::retry{{.max_attempts = 4,
-                                          .backoff = stockade::exponential{.initial = 200ms,
-                                                                           .multiplier = 2.0,
-                                                                           .max_delay = 2s},
-                                          .jitter = stockade::jitter::equal()}}
-                             .on_fatal([&] { connected = false; })  // the next attempt reconnects
-                             .with_budget(db_budget)
-                             .observed_by(stockade::observer_ref{events})}
-          .classify_with(rules);
+  const auto query_policy = stockade::pipeline{
+      stockade::retry{
+          {.max_attempts = 4,
+           .backoff = stockade::exponential{.initial = 200ms, .multiplier = 2.0, .max_delay = 2s},
+           .jitter = stockade::jitter::equal()},
+          // the next attempt reconnects
+          stockade::on_fatal([&] { connected = false; }),
+          std::ref(db_budget),
+          stockade::observer_ref{
+              events}}}.classify_with(rules);
 
   int attempts = 0;
   stockade::context ctx{clock};

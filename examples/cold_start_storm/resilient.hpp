@@ -49,8 +49,7 @@ class connection_pool {
                   const stockade::resource_options& options, events_observer events) {
     if (size == 0 || size > 64) throw std::invalid_argument("connection_pool: size must be 1..64");
     for (std::size_t i = 0; i < size; ++i) {
-      slots_.push_back(
-          std::make_unique<slot_type>(hooks, options, stockade::real_clock::instance(), events));
+      slots_.push_back(std::make_unique<slot_type>(hooks, options, events));
     }
   }
 
@@ -139,9 +138,9 @@ auto make_stack(const resilient_settings& settings, Breaker& breaker, Slots& slo
       stockade::timeout{settings.request_budget},  // the whole request, retries included
       stockade::retry{{.max_attempts = settings.max_attempts,
                        .backoff = settings.retry_backoff,
-                       .max_delay = settings.max_retry_delay}}
-          .with_budget(budget)  // bounds the load retries add, shared by the instance's calls
-          .observed_by(events_observer{events}),
+                       .max_delay = settings.max_retry_delay},
+                      std::ref(budget),  // bounds the load retries add, shared by the instance
+                      events_observer{events}},
       std::ref(breaker),  // open: refuse at once, with the time left as retry-after
       std::ref(slots),    // no more calls than connections; the rest wait briefly, in order
       std::ref(pool),     // a warm, verified connection of this instance, or make one
@@ -217,7 +216,7 @@ class resilient_app {
                    .open_for = app.settings_.breaker_open_for,
                    .open_jitter = stockade::jitter::equal(),
                    .name = name},
-                  stockade::real_clock::instance(), events_observer{app.events_}),
+                  events_observer{app.events_}),
           slots({.max_concurrent = static_cast<std::size_t>(app.settings_.connections_per_instance),
                  .max_queue = static_cast<std::size_t>(app.settings_.workers_per_instance),
                  .max_wait = app.settings_.queue_wait},

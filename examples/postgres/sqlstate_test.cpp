@@ -99,9 +99,10 @@ TEST(SqlstateClassifier, PipelineRetriesTransientAndStopsAtPermanent) {
 TEST(SqlstateClassifier, PipelineRunsResetActionOnFatal) {
   stockade::testing::manual_clock clock;
   int resets = 0;
-  const auto policy = stockade::pipeline{stockade::retry{{.max_attempts = 2}}.on_fatal([&] {
+  const auto policy = stockade::pipeline{
+      stockade::retry{{.max_attempts = 2}, stockade::on_fatal([&] {
                         ++resets;
-                      })}.classify_with(pg::classifier());
+                      })}}.classify_with(pg::classifier());
   int calls = 0;
   stockade::context ctx{clock};
   policy(ctx, [&] {

@@ -33,6 +33,7 @@
 #include "bounds.hpp"
 #include "clock.hpp"
 #include "context.hpp"
+#include "detail/parts.hpp"
 #include "detail/probe_run.hpp"
 #include "detail/validate.hpp"
 #include "detail/with_context.hpp"
@@ -187,9 +188,13 @@ struct circuit_breaker_options {
   }
 };
 
-template <trip_strategy Trip = count_window, class Observer = null_observer,
-          backoff Backoff = backoff_schedule>
+// Checked inside rather than constrained here, so that the deduction guide below (which reads
+// the parts) is the one chosen, not the one made of the constructor.
+template <class Trip = count_window, class Observer = null_observer,
+          class Backoff = backoff_schedule>
 class circuit_breaker {
+  static_assert(trip_strategy<Trip>, "stockade::circuit_breaker: Trip must model trip_strategy");
+  static_assert(backoff<Backoff>, "stockade::circuit_breaker: Backoff must model backoff");
   static_assert(observer_of<Observer, breaker_state_changed> &&
                     observer_of<Observer, breaker_rejected>,
                 "the Observer must accept breaker_state_changed and breaker_rejected");
@@ -202,11 +207,25 @@ class circuit_breaker {
   /// Decides a half-open round instead of live calls: true means healthy.
   using health_probe = std::function<bool(context&)>;
 
-  /// `time_source` is read outside calls (state(), metrics(), reset()); during a call the
+  /// The options, then in any order its clock (by reference; the real clock if none) and its
+  /// observer. The clock is read outside calls (state(), metrics(), reset()); during a call the
   /// breaker reads the call's context, so both must be the same clock.
-  explicit circuit_breaker(const options_type& config = {},
-                           stockade::clock& time_source = real_clock::instance(),
-                           Observer observer = {})
+  template <class... Parts>
+  explicit circuit_breaker(const options_type& config = {}, Parts&&... parts)
+      : circuit_breaker(detail::sorted_parts_t{}, config, detail::clock_in(parts...),
+                        detail::take_part<detail::is_observer_part, Observer>(parts...)) {
+    static_assert(detail::clock_and_observer<Parts...>,
+                  "stockade::circuit_breaker takes, after its options, at most one clock and one "
+                  "observer");
+  }
+
+  circuit_breaker(const circuit_breaker&) = delete;
+  circuit_breaker& operator=(const circuit_breaker&) = delete;
+  ~circuit_breaker() = default;
+
+ private:
+  circuit_breaker(detail::sorted_parts_t /*unused*/, const options_type& config,
+                  stockade::clock& time_source, Observer observer)
       : options_((config.validate(), config)),
         clock_(&time_source),
         observer_(std::move(observer)),
@@ -215,10 +234,7 @@ class circuit_breaker {
         since_(time_source.now().time_since_epoch().count()),
         trip_(config.trip) {}
 
-  circuit_breaker(const circuit_breaker&) = delete;
-  circuit_breaker& operator=(const circuit_breaker&) = delete;
-  ~circuit_breaker() = default;
-
+ public:
   /// The policy: runs `next` if the state allows and counts its outcome, or refuses with
   /// errc::circuit_open or errc::circuit_isolated (a rejection with a retry-after hint).
   template <class Next>
@@ -726,5 +742,12 @@ class circuit_breaker {
   duration last_open_for_{0};
   std::shared_ptr<const health_probe> probe_;
 };
+
+/// circuit_breaker{options, parts...}: the strategy and schedule from the options, the observer
+/// from the parts (none: null_observer).
+template <class Trip, class Backoff, class... Parts>
+circuit_breaker(circuit_breaker_options<Trip, Backoff>, Parts&&...)
+    -> circuit_breaker<Trip, detail::part_of_t<detail::is_observer_part, null_observer, Parts...>,
+                       Backoff>;
 
 }  // namespace stockade

@@ -23,6 +23,7 @@
 #include "clock.hpp"
 #include "context.hpp"
 #include "detail/duration_text.hpp"
+#include "detail/parts.hpp"
 #include "detail/probe_run.hpp"
 #include "detail/timer_thread.hpp"
 #include "detail/validate.hpp"
@@ -134,19 +135,22 @@ inline void outlive_me_timer(clock& on) {
 template <class Observer = null_observer>
 class health_check {
  public:
-  /// `probe` checks the dependency (see health_probe). `time_source` times the max age; it must
-  /// be the clock the callers' contexts use (the real clock unless testing).
-  template <class Probe>
+  /// `probe` checks the dependency (see health_probe); then its options, then in any order its
+  /// clock (by reference; the real clock if none), which times the max age and must be the
+  /// clock the callers' contexts use, and its observer.
+  template <class Probe, class... Parts>
   requires(!std::is_same_v<std::remove_cvref_t<Probe>, health_check> &&
            health_probe<Probe>) explicit health_check(Probe&& probe,
                                                       health_check_options options = {},
-                                                      clock& time_source = real_clock::instance(),
-                                                      Observer observer = {})
+                                                      Parts&&... parts)
       : probe_(detail::as_probe(std::forward<Probe>(probe))),
         options_((options.validate(), options)),
-        clock_(&time_source),
-        observer_(std::move(observer)) {
-    detail::outlive_me_timer(time_source);
+        clock_(&detail::clock_in(parts...)),
+        observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)) {
+    static_assert(detail::clock_and_observer<Parts...>,
+                  "stockade::health_check takes, after its options, at most one clock and one "
+                  "observer");
+    detail::outlive_me_timer(*clock_);
   }
 
   health_check(const health_check&) = delete;
@@ -304,5 +308,10 @@ class health_check {
   std::uint64_t probes_ = 0;
   detail::clock_alarm<age_out> alarm_;
 };
+
+/// health_check{probe, options, parts...}: the observer from the parts (none: null_observer).
+template <class Probe, class... Parts>
+requires health_probe<Probe> health_check(Probe&&, health_check_options, Parts&&...)
+->health_check<detail::part_of_t<detail::is_observer_part, null_observer, Parts...>>;
 
 }  // namespace stockade

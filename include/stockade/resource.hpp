@@ -26,6 +26,7 @@
 #include "context.hpp"
 #include "detail/counted_slot.hpp"
 #include "detail/duration_text.hpp"
+#include "detail/parts.hpp"
 #include "detail/reset_on_fatal.hpp"
 #include "detail/validate.hpp"
 #include "detail/waiter_queue.hpp"
@@ -234,10 +235,26 @@ class resource {
     instance* instance_ = nullptr;
   };
 
-  /// `time_source` times the max age and the health results' age; it must be the clock the
-  /// callers' contexts use (the real clock unless testing).
-  explicit resource(resource_hooks<T> hooks, resource_options options = {},
-                    clock& time_source = real_clock::instance(), Observer observer = {})
+  /// The hooks, the options, then in any order its clock (by reference; the real clock if none),
+  /// which times the max age and the health results' age and must be the clock the callers'
+  /// contexts use, and its observer.
+  template <class... Parts>
+  explicit resource(resource_hooks<T> hooks, resource_options options = {}, Parts&&... parts)
+      : resource(detail::sorted_parts_t{}, std::move(hooks), options, detail::clock_in(parts...),
+                 detail::take_part<detail::is_observer_part, Observer>(parts...)) {
+    static_assert(detail::clock_and_observer<Parts...>,
+                  "stockade::resource takes, after its options, at most one clock and one "
+                  "observer");
+  }
+
+  resource(const resource&) = delete;
+  resource& operator=(const resource&) = delete;
+  /// Shuts down; leases still held keep their T until they end.
+  ~resource() { shutdown(); }
+
+ private:
+  resource(detail::sorted_parts_t /*unused*/, resource_hooks<T> hooks, resource_options options,
+           clock& time_source, Observer observer)
       : hooks_(std::move(hooks)),
         options_((options.validate(), options)),
         clock_(&time_source),
@@ -255,11 +272,7 @@ class resource {
     detail::outlive_me_timer(time_source);
   }
 
-  resource(const resource&) = delete;
-  resource& operator=(const resource&) = delete;
-  /// Shuts down; leases still held keep their T until they end.
-  ~resource() { shutdown(); }
-
+ public:
   /// A lease on the current instance, making, warming or replacing it first if needed. Fast path
   /// (warm, fresh and healthy): no lock, no allocation. Throws stockade::error with
   ///  - errc::resource_closed (permanent): after shutdown();
@@ -542,5 +555,10 @@ class resource {
   std::mutex install_mutex_;  // serialises writers of slot_
   detail::counted_slot<instance> slot_;
 };
+
+/// resource{hooks, options, parts...}: the observer from the parts (none: null_observer).
+template <class T, class... Parts>
+resource(resource_hooks<T>, resource_options, Parts&&...)
+    -> resource<T, detail::part_of_t<detail::is_observer_part, null_observer, Parts...>>;
 
 }  // namespace stockade

@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 #include "clock.hpp"
 #include "context.hpp"
 #include "detail/describe_text.hpp"
+#include "detail/parts.hpp"
 #include "detail/reset_on_fatal.hpp"
 #include "detail/saturating.hpp"
 #include "detail/validate.hpp"
@@ -141,6 +143,7 @@ struct retry_options {
 /// Actions run when an attempt's verdict is fatal (the resource is broken), e.g. re-arming a
 /// warm-up gate or dropping a pooled connection. They must not throw: they run while the
 /// failure they answer is being handled, and that failure must reach the caller unchanged.
+/// Made by stockade::on_fatal(actions...).
 template <class... Actions>
 struct reset_actions {
   static_assert((std::invocable<const Actions&> && ...),
@@ -152,62 +155,78 @@ struct reset_actions {
   void run() const noexcept {
     std::apply([](const Actions&... action) { (static_cast<void>(action()), ...); }, actions);
   }
-  template <class... More>
-  constexpr reset_actions<Actions..., More...> and_then(More... more) const {
-    return {std::tuple_cat(actions, std::tuple<More...>(std::move(more)...))};
-  }
 };
 
-/// The retry layer. Usually spelled with its options only:
+/// A retry's reset actions, run in the order given on every attempt whose verdict is fatal:
+///   stockade::retry{{.max_attempts = 3}, stockade::on_fatal([&] { gate.reset(); })}
+template <class... Actions>
+constexpr reset_actions<Actions...> on_fatal(Actions... actions) {
+  return {std::tuple<Actions...>(std::move(actions)...)};
+}
+
+namespace detail {
+// The kinds of part a retry takes after its options (detail/parts.hpp).
+template <class P>
+struct is_random_part : std::bool_constant<random_source<P>> {};
+template <class P>
+struct is_reset_part : std::false_type {};
+template <class... Actions>
+struct is_reset_part<reset_actions<Actions...>> : std::true_type {};
+template <class P>
+struct is_budget_part : std::false_type {};
+template <class B>
+struct is_budget_part<std::reference_wrapper<B>> : std::bool_constant<budget_for_retry<B>> {};
+template <class P>
+struct is_retry_observer_part
+    : std::bool_constant<!is_random_part<P>::value && !is_reset_part<P>::value &&
+                         !is_budget_part<P>::value> {};
+
+template <class... Parts>
+concept retry_parts = count_parts<is_random_part, Parts...>
+<= 1 && count_parts<is_reset_part, Parts...> <= 1 && count_parts<is_budget_part, Parts...> <= 1 &&
+    count_parts<is_retry_observer_part, Parts...> <= 1;
+
+template <class... Parts>
+using retry_budget_part_t =
+    typename part_of_t<is_budget_part, std::reference_wrapper<no_budget>, Parts...>::type;
+}  // namespace detail
+
+/// The retry layer: its options, then any of its parts, in any order and each at most once:
+/// an observer (e.g. stockade::observer_ref{counters}), a shared budget by std::ref
+/// (token_budget, percent_budget, any retry_budget or any type with on_attempt/try_retry; not
+/// owned: it must outlive the policy), reset actions (stockade::on_fatal(...)) and a random
+/// source for jitter (seeded_random in tests; default thread_random):
 ///   stockade::retry{{.max_attempts = 4, .backoff = stockade::exponential{200ms, 2.0, 2s}}}
-/// and refined by value: `.on_fatal([&] { gate.reset(); })`, `.with_budget(shared_budget)`,
-/// `.observed_by(obs)`, `.with_random(stockade::seeded_random{42})`. A user-defined backoff B
-/// goes through `stockade::retry{stockade::retry_options<B>{...}}`.
+///   stockade::retry{{.max_attempts = 4}, std::ref(shared_budget), stockade::on_fatal([&] { ... })}
+/// A user-defined backoff B goes through `stockade::retry{stockade::retry_options<B>{...}}`.
 /// The budget is part of the type, not an option: a policy without one must not even test a
 /// pointer, because any call the compiler cannot see through, on the success path, makes it keep
 /// the whole context in memory (measured: about 3 ns a call, bench/retry_bench.cpp).
-template <backoff Backoff = backoff_schedule, class Observer = null_observer,
-          random_source Random = default_random, class Reset = reset_actions<>,
-          budget_for_retry Budget = no_budget>
+// The parameters are checked inside rather than constrained here: a constraint here would also
+// constrain the deduction guide made of the constructor, which would then win over the one
+// below that reads the parts.
+template <class Backoff = backoff_schedule, class Observer = null_observer,
+          class Random = default_random, class Reset = reset_actions<>, class Budget = no_budget>
 class retry {
+  static_assert(backoff<Backoff>, "stockade::retry: Backoff must model stockade::backoff");
+  static_assert(random_source<Random>, "stockade::retry: Random must model random_source");
+  static_assert(budget_for_retry<Budget>, "stockade::retry: Budget must model budget_for_retry");
+
  public:
   using options_type = retry_options<Backoff>;
 
-  constexpr explicit retry(options_type options = {}, Observer observer = {}, Random random = {},
-                           Reset reset = {}, Budget* budget = nullptr)
+  template <class... Parts>
+  constexpr explicit retry(options_type options = {}, Parts... parts)
       : options_((options.validate(), std::move(options))),
-        observer_(std::move(observer)),
-        random_(std::move(random)),
-        reset_(std::move(reset)),
-        budget_(budget),
+        observer_(detail::take_part<detail::is_retry_observer_part, Observer>(parts...)),
+        random_(detail::take_part<detail::is_random_part, Random>(parts...)),
+        reset_(detail::take_part<detail::is_reset_part, Reset>(parts...)),
+        budget_(budget_in(parts...)),
         waits_are_zero_(std::min(options_.max_delay, detail::schedule_cap(options_.backoff)) <=
-                        duration::zero()) {}
-
-  /// The same policy, with reset actions added to run on a fatal verdict.
-  template <class... Actions>
-  constexpr auto on_fatal(Actions... actions) const {
-    using more = decltype(reset_.and_then(std::move(actions)...));
-    return retry<Backoff, Observer, Random, more, Budget>(
-        options_, observer_, random_, reset_.and_then(std::move(actions)...), budget_);
-  }
-  /// The same policy, sharing `budget` (token_budget, percent_budget, any retry_budget or any
-  /// type with on_attempt/try_retry). Not owned: it must outlive the policy.
-  template <budget_for_retry B>
-  constexpr auto with_budget(B& budget) const {
-    return retry<Backoff, Observer, Random, Reset, B>(options_, observer_, random_, reset_,
-                                                      &budget);
-  }
-  /// The same policy, reporting to `observer` (e.g. stockade::observer_ref{counters}).
-  template <class O>
-  constexpr auto observed_by(O observer) const {
-    return retry<Backoff, O, Random, Reset, Budget>(options_, std::move(observer), random_, reset_,
-                                                    budget_);
-  }
-  /// The same policy, drawing its jitter from `source` (seeded_random in tests).
-  template <random_source R>
-  constexpr auto with_random(R source) const {
-    return retry<Backoff, Observer, R, Reset, Budget>(options_, observer_, std::move(source),
-                                                      reset_, budget_);
+                        duration::zero()) {
+    static_assert(detail::retry_parts<Parts...>,
+                  "stockade::retry takes, after its options, at most one each of: an observer, "
+                  "a random source, reset actions (stockade::on_fatal) and a budget (std::ref)");
   }
 
   constexpr const options_type& options() const noexcept { return options_; }
@@ -302,6 +321,17 @@ class retry {
 
  private:
   static constexpr bool has_budget = !std::is_same_v<Budget, no_budget>;
+
+  template <class... Parts>
+  static constexpr Budget* budget_in(Parts&... parts) noexcept {
+    Budget* found = nullptr;
+    (
+        [&] {
+          if constexpr (detail::is_budget_part<Parts>::value) found = &parts.get();
+        }(),
+        ...);
+    return found;
+  }
 
   struct plan {
     bool retry = false;
@@ -435,5 +465,14 @@ class retry {
   // Every wait is zero, whatever the schedule and the jitter: decided once, not per failure.
   bool waits_are_zero_;
 };
+
+/// retry{options, parts...}: the parts given name the observer, random source, reset actions
+/// and budget; those not given keep their defaults.
+template <class B = backoff_schedule, class... Parts>
+retry(retry_options<B>, Parts...)
+    -> retry<B, detail::part_of_t<detail::is_retry_observer_part, null_observer, Parts...>,
+             detail::part_of_t<detail::is_random_part, default_random, Parts...>,
+             detail::part_of_t<detail::is_reset_part, reset_actions<>, Parts...>,
+             detail::retry_budget_part_t<Parts...>>;
 
 }  // namespace stockade

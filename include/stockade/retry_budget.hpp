@@ -22,7 +22,7 @@ namespace stockade {
 /// What a retry policy asks of a budget: on_attempt() after every attempt (`first` is true for
 /// a call's first attempt, so a budget can count calls too), and try_retry() when it is about to
 /// retry; a budget that answers true has charged that retry. A budget is shared by reference
-/// (`retry{...}.with_budget(b)`) between every retry policy that calls the same dependency.
+/// (`retry{options, std::ref(b)}`) between every retry policy that calls the same dependency.
 template <class B>
 concept budget_for_retry = requires(B& budget, const outcome& result) {
   budget.on_attempt(result, true);
@@ -35,7 +35,7 @@ struct no_budget {
   constexpr bool try_retry() const noexcept { return true; }
 };
 
-/// A base for budgets chosen at run time (retry{...}.with_budget(some_retry_budget_ref)); the
+/// A base for budgets chosen at run time (retry{options, std::ref(some_retry_budget_ref)}); the
 /// two budgets below derive from it but are `final`, so a policy given one calls it directly.
 class retry_budget {
  public:

@@ -25,6 +25,7 @@
 #include "context.hpp"
 #include "detail/describe_text.hpp"
 #include "detail/duration_text.hpp"
+#include "detail/parts.hpp"
 #include "detail/reset_on_fatal.hpp"
 #include "detail/validate.hpp"
 #include "detail/with_context.hpp"
@@ -133,17 +134,22 @@ std::function<void(context&, std::uint64_t)> as_warmup(A&& action) {
 template <class Observer = null_observer>
 class warmup_gate {
  public:
-  /// `time_source` is used only by start() without a context; calls use their context's clock.
-  template <class Action>
+  /// The warm-up, its options, then in any order its clock (by reference; the real clock if
+  /// none, used only by start() without a context: calls use their context's clock) and its
+  /// observer.
+  template <class Action, class... Parts>
   requires(!std::is_same_v<std::remove_cvref_t<Action>, warmup_gate> &&
            warmup_action<Action>) explicit warmup_gate(Action&& action,
                                                        warmup_gate_options options = {},
-                                                       clock& time_source = real_clock::instance(),
-                                                       Observer observer = {})
+                                                       Parts&&... parts)
       : action_(detail::as_warmup(std::forward<Action>(action))),
         options_((options.validate(), options)),
-        clock_(&time_source),
-        observer_(std::move(observer)) {}
+        clock_(&detail::clock_in(parts...)),
+        observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)) {
+    static_assert(detail::clock_and_observer<Parts...>,
+                  "stockade::warmup_gate takes, after its options, at most one clock and one "
+                  "observer");
+  }
 
   warmup_gate(const warmup_gate&) = delete;
   warmup_gate& operator=(const warmup_gate&) = delete;
@@ -369,5 +375,10 @@ class warmup_gate {
   time_point cool_down_until_{};
   std::exception_ptr last_failure_;
 };
+
+/// warmup_gate{action, options, parts...}: the observer from the parts (none: null_observer).
+template <class Action, class... Parts>
+requires warmup_action<Action> warmup_gate(Action&&, warmup_gate_options, Parts&&...)
+->warmup_gate<detail::part_of_t<detail::is_observer_part, null_observer, Parts...>>;
 
 }  // namespace stockade
