@@ -585,20 +585,7 @@ TEST(Open, BecomesHalfOpenExactlyWhenOpenForHasPassed) {
   EXPECT_EQ(breaker.state(), circuit_state::half_open);
 }
 
-/// A manual clock whose recent() is `lag` behind, as a real clock's coarse reading can be.
-class lagging_clock final : public stockade::clock {
- public:
-  explicit lagging_clock(stockade::duration lag) : lag_(lag) {}
-  manual_clock& inner() noexcept { return inner_; }
-  stockade::time_point now() const noexcept override { return inner_.now(); }
-  stockade::time_point recent() const noexcept override { return inner_.now() - lag_; }
-  void arm(stockade::timer& t, stockade::time_point when) override { inner_.arm(t, when); }
-  bool cancel(stockade::timer& t) noexcept override { return inner_.cancel(t); }
-
- private:
-  manual_clock inner_;
-  stockade::duration lag_;
-};
+using stockade_test::lagging_clock;
 
 /// Trips `breaker` (threshold 1) with one failure on `clock`.
 void trip_on(consecutive_breaker& breaker, stockade::clock& clock) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -321,6 +323,20 @@ TEST(HealthCheckPolicy, RefusesCallsWhileUnhealthyWithATransientError) {
   } catch (const stockade::error& e) {
     EXPECT_EQ(e.retry_after(), 1500ms);
   }
+}
+
+TEST(HealthCheckPolicy, HintOfARefusalComesFromARecentReadingSoItIsNeverEarly) {
+  stockade_test::lagging_clock clock{3ms};
+  health_check health{[] { return false; }, ages, clock};
+  const auto policy = stockade::pipeline{std::ref(health)};
+  context first{clock};
+  (void)policy.try_call(first, [] {});
+  clock.inner().advance(500ms);
+  context later{clock};
+  const auto refused = policy.try_call(later, [] {});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), errc::unhealthy);
+  EXPECT_EQ(refused.error().retry_after(), 1503ms);  // 1.5 s left, read 3 ms late
 }
 
 TEST(HealthCheckPolicy, ResetActionRunsOncePerUnhealthyProbeNotPerRefusedCall) {

@@ -8,11 +8,28 @@
 #include <type_traits>
 #include <vector>
 
+#include <stockade/clock.hpp>
 #include <stockade/context.hpp>
 #include <stockade/errors.hpp>
+#include <stockade/manual_clock.hpp>
 #include <stockade/verdict.hpp>
 
 namespace stockade_test {
+
+/// A manual clock whose recent() is `lag` behind now(), as a real clock's coarse reading can be.
+class lagging_clock final : public stockade::clock {
+ public:
+  explicit lagging_clock(stockade::duration lag) : lag_(lag) {}
+  stockade::testing::manual_clock& inner() noexcept { return inner_; }
+  stockade::time_point now() const noexcept override { return inner_.now(); }
+  stockade::time_point recent() const noexcept override { return inner_.now() - lag_; }
+  void arm(stockade::timer& t, stockade::time_point when) override { inner_.arm(t, when); }
+  bool cancel(stockade::timer& t) noexcept override { return inner_.cancel(t); }
+
+ private:
+  stockade::testing::manual_clock inner_;
+  stockade::duration lag_;
+};
 
 /// The message of the std::invalid_argument `action` throws, or "no exception".
 std::string message_of(auto&& action) {

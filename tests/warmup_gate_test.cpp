@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support.hpp"
+
 #include <atomic>
 #include <barrier>
 #include <chrono>
@@ -249,6 +251,26 @@ TEST(WarmupGate, CallsDuringTheCoolDownAreRefusedWithTheTimeLeft) {
 
   clock.advance(3s);
   fail = false;
+  context after{clock};
+  EXPECT_EQ(gate.wait_ready(after), 1U);
+  EXPECT_EQ(warmups, 2);
+}
+
+TEST(WarmupGate, CoolDownEndsByARecentReadingSoNeverEarly) {
+  stockade_test::lagging_clock clock{3ms};
+  int warmups = 0;
+  warmup_gate gate{[&] {
+                     if (++warmups == 1) throw broken_connection();
+                   },
+                   fixed_cool_down(stockade::constant{5s}), clock};
+  context first{clock};
+  EXPECT_EQ(error_of([&] { gate.wait_ready(first); }).code(), errc::warmup_failed);
+  clock.inner().advance(5s);  // over by the exact time, not yet by the recent reading
+  context early{clock};
+  const auto refused = error_of([&] { gate.wait_ready(early); });
+  EXPECT_EQ(refused.code(), errc::warmup_cooling_down);
+  EXPECT_EQ(refused.retry_after(), 3ms);
+  clock.inner().advance(3ms);
   context after{clock};
   EXPECT_EQ(gate.wait_ready(after), 1U);
   EXPECT_EQ(warmups, 2);

@@ -18,6 +18,7 @@
 
 #include "circuit_breaker.hpp"
 #include "clock.hpp"
+#include "detail/parts.hpp"
 #include "detail/validate.hpp"
 
 namespace stockade {
@@ -43,16 +44,20 @@ class breaker_registry {
   using breaker_options = typename Breaker::options_type;
   using observer_type = typename Breaker::observer_type;
 
-  /// Every breaker gets `each` (its name replaced by the key when the key is a string) and
-  /// `observer`, and reads `time_source`.
+  /// Every breaker gets `each` (its name replaced by the key when the key is a string); then,
+  /// in any order, the clock every breaker reads (by reference; the real clock if none) and the
+  /// observer every breaker reports to.
+  template <class... Parts>
   explicit breaker_registry(const breaker_options& each = {},
-                            const breaker_registry_options& limits = {},
-                            stockade::clock& time_source = real_clock::instance(),
-                            observer_type observer = {})
+                            const breaker_registry_options& limits = {}, Parts&&... parts)
       : each_((each.validate(), each)),
         limits_((limits.validate(), limits)),
-        clock_(&time_source),
-        observer_(std::move(observer)) {}
+        clock_(&detail::clock_in(parts...)),
+        observer_(detail::take_part<detail::is_observer_part, observer_type>(parts...)) {
+    static_assert(detail::clock_and_observer<Parts...>,
+                  "stockade::breaker_registry takes, after its options, at most one clock and "
+                  "one observer");
+  }
 
   breaker_registry(const breaker_registry&) = delete;
   breaker_registry& operator=(const breaker_registry&) = delete;

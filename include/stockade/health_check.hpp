@@ -285,10 +285,10 @@ class health_check {
       return call_error(gave_up);
     }
     duration retry_after{0};
+    const time_point now = ctx.recent_now();  // never ahead: the hint is never early
     {
       std::lock_guard lock(publish_mutex_);
       const time_point due = context::saturating_add(checked_at_, options_.unhealthy_max_age);
-      const time_point now = clock_->now();
       if (due > now) retry_after = due - now;
     }
     detail::notify(observer_, health_rejected{retry_after, ctx.name()});

@@ -292,7 +292,9 @@ class warmup_gate {
   warm_result cooling_down(context& ctx, std::uint64_t generation) {
     std::lock_guard lock(failure_mutex_);
     if (consecutive_failures_ == 0 || failed_generation_ != generation) return {};
-    const time_point now = ctx.now();
+    // A recent reading (context::recent_now) is never ahead: the cool-down may last up to one
+    // tick longer, never ends early, and its hint never sends a retry in early.
+    const time_point now = ctx.recent_now();
     if (now >= cool_down_until_) return {};
     return {ended::cooling_down, cool_down_until_ - now, last_failure_};
   }
