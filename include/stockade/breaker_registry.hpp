@@ -55,8 +55,9 @@ class breaker_registry {
         clock_(&detail::clock_in(parts...)),
         observer_(detail::take_part<detail::is_observer_part, observer_type>(parts...)) {
     static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::breaker_registry takes, after its options, at most one clock and "
-                  "one observer");
+                  "stockade::breaker_registry takes, after its options, at most one clock (an "
+                  "lvalue that outlives "
+                  "it) and one observer");
   }
 
   breaker_registry(const breaker_registry&) = delete;

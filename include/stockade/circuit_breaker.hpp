@@ -215,8 +215,9 @@ class circuit_breaker {
       : circuit_breaker(detail::sorted_parts_t{}, config, detail::clock_in(parts...),
                         detail::take_part<detail::is_observer_part, Observer>(parts...)) {
     static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::circuit_breaker takes, after its options, at most one clock and one "
-                  "observer");
+                  "stockade::circuit_breaker takes, after its options, at most one clock (an "
+                  "lvalue that outlives "
+                  "it) and one observer");
   }
 
   circuit_breaker(const circuit_breaker&) = delete;

@@ -148,8 +148,9 @@ class health_check {
         clock_(&detail::clock_in(parts...)),
         observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)) {
     static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::health_check takes, after its options, at most one clock and one "
-                  "observer");
+                  "stockade::health_check takes, after its options, at most one clock (an lvalue "
+                  "that outlives "
+                  "it) and one observer");
     detail::outlive_me_timer(*clock_);
   }
 

@@ -242,9 +242,10 @@ class resource {
   explicit resource(resource_hooks<T> hooks, resource_options options = {}, Parts&&... parts)
       : resource(detail::sorted_parts_t{}, std::move(hooks), options, detail::clock_in(parts...),
                  detail::take_part<detail::is_observer_part, Observer>(parts...)) {
-    static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::resource takes, after its options, at most one clock and one "
-                  "observer");
+    static_assert(
+        detail::clock_and_observer<Parts...>,
+        "stockade::resource takes, after its options, at most one clock (an lvalue that outlives "
+        "it) and one observer");
   }
 
   resource(const resource&) = delete;

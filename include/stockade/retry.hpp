@@ -182,8 +182,9 @@ struct is_retry_observer_part
                          !is_budget_part<P>::value> {};
 
 template <class... Parts>
-concept retry_parts = count_parts<is_random_part, Parts...>
-<= 1 && count_parts<is_reset_part, Parts...> <= 1 && count_parts<is_budget_part, Parts...> <= 1 &&
+inline constexpr bool retry_parts =
+    count_parts<is_random_part, Parts...> <= 1 && count_parts<is_reset_part, Parts...> <= 1 &&
+    count_parts<is_budget_part, Parts...> <= 1 &&
     count_parts<is_retry_observer_part, Parts...> <= 1;
 
 template <class... Parts>

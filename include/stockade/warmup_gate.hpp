@@ -147,8 +147,9 @@ class warmup_gate {
         clock_(&detail::clock_in(parts...)),
         observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)) {
     static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::warmup_gate takes, after its options, at most one clock and one "
-                  "observer");
+                  "stockade::warmup_gate takes, after its options, at most one clock (an lvalue "
+                  "that outlives "
+                  "it) and one observer");
   }
 
   warmup_gate(const warmup_gate&) = delete;

@@ -65,9 +65,13 @@ struct is_clock_part : std::is_base_of<clock, P> {};
 template <class P>
 struct is_observer_part : std::bool_constant<!is_clock_part<P>::value> {};
 
+/// At most one of each; a clock is kept by reference, so it must be an lvalue (a temporary
+/// clock would be gone before the policy).
 template <class... Parts>
-concept clock_and_observer = count_parts<is_clock_part, Parts...>
-<= 1 && count_parts<is_observer_part, Parts...> <= 1;
+inline constexpr bool clock_and_observer = count_parts<is_clock_part, Parts...> <= 1 &&
+                                           count_parts<is_observer_part, Parts...> <= 1 &&
+                                           ((!is_clock_part<part_t<Parts>>::value ||
+                                             std::is_lvalue_reference_v<Parts>)&&...);
 
 /// The clock among `parts`, or the real clock.
 template <class... Parts>
