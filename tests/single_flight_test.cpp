@@ -382,14 +382,29 @@ struct one_run {
   }
 };
 
-TEST(FlightDecisions, ALeaderThatGivesUpHandsTheRunToAWaiterWhoseResultEveryoneShares) {
-  using stockade::detail::flight_step;
+using stockade::detail::flight_step;
+
+/// One slot on a manual clock, a leader, and one waiter that start_with_one_waiter() puts in
+/// place.
+class FlightDecisions : public ::testing::Test {
+ protected:
+  void start_with_one_waiter() {
+    ASSERT_EQ(stockade::detail::arrive<int>(slot, run, leader), flight_step::lead);
+    waiter_run = slot.current;
+    ASSERT_EQ(stockade::detail::arrive<int>(slot, waiter_run, waiter), flight_step::follow);
+  }
+
   manual_clock clock;
   one_run slot;
   context leader{clock};
+  context waiter{clock};
+  std::shared_ptr<stockade::detail::flight_run<int>> run;         // as the leader sees it
+  std::shared_ptr<stockade::detail::flight_run<int>> waiter_run;  // as the waiter sees it
+};
+
+TEST_F(FlightDecisions, ALeaderThatGivesUpHandsTheRunToAWaiterWhoseResultEveryoneShares) {
   context first{clock};
   context second{clock};
-  auto run = slot.current;
   ASSERT_EQ(stockade::detail::arrive<int>(slot, run, leader), flight_step::lead);
   auto first_run = slot.current;
   auto second_run = slot.current;
@@ -415,16 +430,8 @@ TEST(FlightDecisions, ALeaderThatGivesUpHandsTheRunToAWaiterWhoseResultEveryoneS
   EXPECT_EQ(second_run->waiters, 0U);
 }
 
-TEST(FlightDecisions, TheLastWaiterToGiveUpOnALeaderlessRunForgetsIt) {
-  using stockade::detail::flight_step;
-  manual_clock clock;
-  one_run slot;
-  context leader{clock};
-  context waiter{clock};
-  auto run = slot.current;
-  ASSERT_EQ(stockade::detail::arrive<int>(slot, run, leader), flight_step::lead);
-  auto waiter_run = slot.current;
-  ASSERT_EQ(stockade::detail::arrive<int>(slot, waiter_run, waiter), flight_step::follow);
+TEST_F(FlightDecisions, TheLastWaiterToGiveUpOnALeaderlessRunForgetsIt) {
+  start_with_one_waiter();
   stockade::detail::leader_failed(slot, run, nullptr, /*gave_up=*/true);
   // Its wait ended by its own deadline, not by the run: it gives up, and nobody is left.
   EXPECT_EQ(stockade::detail::after_wait(slot, waiter_run, waiter, /*served=*/false),
@@ -432,27 +439,15 @@ TEST(FlightDecisions, TheLastWaiterToGiveUpOnALeaderlessRunForgetsIt) {
   EXPECT_EQ(slot.current, nullptr);
 }
 
-TEST(FlightDecisions, ACallerPastItsDeadlineNeverLeads) {
-  using stockade::detail::flight_step;
-  manual_clock clock;
-  one_run slot;
+TEST_F(FlightDecisions, ACallerPastItsDeadlineNeverLeads) {
   context late{clock};
   late.set_deadline(clock.now());
-  auto run = slot.current;
   EXPECT_EQ(stockade::detail::arrive<int>(slot, run, late), flight_step::give_up);
   EXPECT_EQ(slot.current, nullptr);
 }
 
-TEST(FlightDecisions, AFailureOfTheWorkIsEveryWaitersAnswer) {
-  using stockade::detail::flight_step;
-  manual_clock clock;
-  one_run slot;
-  context leader{clock};
-  context waiter{clock};
-  auto run = slot.current;
-  ASSERT_EQ(stockade::detail::arrive<int>(slot, run, leader), flight_step::lead);
-  auto waiter_run = slot.current;
-  ASSERT_EQ(stockade::detail::arrive<int>(slot, waiter_run, waiter), flight_step::follow);
+TEST_F(FlightDecisions, AFailureOfTheWorkIsEveryWaitersAnswer) {
+  start_with_one_waiter();
   stockade::detail::leader_failed(slot, run, std::make_exception_ptr(std::runtime_error("down")),
                                   /*gave_up=*/false);
   EXPECT_EQ(slot.current, nullptr);

@@ -52,13 +52,8 @@ class breaker_registry {
                             const breaker_registry_options& limits = {}, Parts&&... parts)
       : each_((each.validate(), each)),
         limits_((limits.validate(), limits)),
-        clock_(&detail::clock_in(parts...)),
-        observer_(detail::take_part<detail::is_observer_part, observer_type>(parts...)) {
-    static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::breaker_registry takes, after its options, at most one clock (an "
-                  "lvalue that outlives "
-                  "it) and one observer");
-  }
+        clock_(&detail::clock_in<Parts...>(parts...)),
+        observer_(detail::take_part<detail::is_observer_part, observer_type>(parts...)) {}
 
   breaker_registry(const breaker_registry&) = delete;
   breaker_registry& operator=(const breaker_registry&) = delete;

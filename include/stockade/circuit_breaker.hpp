@@ -212,30 +212,18 @@ class circuit_breaker {
   /// breaker reads the call's context, so both must be the same clock.
   template <class... Parts>
   explicit circuit_breaker(const options_type& config = {}, Parts&&... parts)
-      : circuit_breaker(detail::sorted_parts_t{}, config, detail::clock_in(parts...),
-                        detail::take_part<detail::is_observer_part, Observer>(parts...)) {
-    static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::circuit_breaker takes, after its options, at most one clock (an "
-                  "lvalue that outlives "
-                  "it) and one observer");
-  }
+      : options_((config.validate(), config)),
+        clock_(&detail::clock_in<Parts...>(parts...)),
+        observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)),
+        trials_needed_(static_cast<std::size_t>(
+            detail::count_for_ratio(config.half_open_permits, config.half_open_success_ratio))),
+        since_(clock_->now().time_since_epoch().count()),
+        trip_(config.trip) {}
 
   circuit_breaker(const circuit_breaker&) = delete;
   circuit_breaker& operator=(const circuit_breaker&) = delete;
   ~circuit_breaker() = default;
 
- private:
-  circuit_breaker(detail::sorted_parts_t /*unused*/, const options_type& config,
-                  stockade::clock& time_source, Observer observer)
-      : options_((config.validate(), config)),
-        clock_(&time_source),
-        observer_(std::move(observer)),
-        trials_needed_(static_cast<std::size_t>(
-            detail::count_for_ratio(config.half_open_permits, config.half_open_success_ratio))),
-        since_(time_source.now().time_since_epoch().count()),
-        trip_(config.trip) {}
-
- public:
   /// The policy: runs `next` if the state allows and counts its outcome, or refuses with
   /// errc::circuit_open or errc::circuit_isolated (a rejection with a retry-after hint).
   template <class Next>

@@ -145,12 +145,8 @@ class health_check {
                                                       Parts&&... parts)
       : probe_(detail::as_probe(std::forward<Probe>(probe))),
         options_((options.validate(), options)),
-        clock_(&detail::clock_in(parts...)),
+        clock_(&detail::clock_in<Parts...>(parts...)),
         observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)) {
-    static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::health_check takes, after its options, at most one clock (an lvalue "
-                  "that outlives "
-                  "it) and one observer");
     detail::outlive_me_timer(*clock_);
   }
 

@@ -240,12 +240,21 @@ class resource {
   /// contexts use, and its observer.
   template <class... Parts>
   explicit resource(resource_hooks<T> hooks, resource_options options = {}, Parts&&... parts)
-      : resource(detail::sorted_parts_t{}, std::move(hooks), options, detail::clock_in(parts...),
-                 detail::take_part<detail::is_observer_part, Observer>(parts...)) {
-    static_assert(
-        detail::clock_and_observer<Parts...>,
-        "stockade::resource takes, after its options, at most one clock (an lvalue that outlives "
-        "it) and one observer");
+      : hooks_(std::move(hooks)),
+        options_((options.validate(), options)),
+        clock_(&detail::clock_in<Parts...>(parts...)),
+        observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)),
+        gate_([this](context& ctx, std::uint64_t generation) { build(ctx, generation); },
+              warmup_gate_options{.warmup_timeout = options_.warmup_timeout,
+                                  .cool_down = options_.cool_down,
+                                  .cool_down_jitter = options_.cool_down_jitter,
+                                  .reset_on_fatal = false},
+              *clock_, detail::handle_of(observer_)),
+        drain_(std::make_shared<drain_state>(hooks_.close)) {
+    if (!hooks_.create) {
+      throw std::invalid_argument("stockade::resource: hooks.create must be set");
+    }
+    detail::outlive_me_timer(*clock_);
   }
 
   resource(const resource&) = delete;
@@ -253,27 +262,6 @@ class resource {
   /// Shuts down; leases still held keep their T until they end.
   ~resource() { shutdown(); }
 
- private:
-  resource(detail::sorted_parts_t /*unused*/, resource_hooks<T> hooks, resource_options options,
-           clock& time_source, Observer observer)
-      : hooks_(std::move(hooks)),
-        options_((options.validate(), options)),
-        clock_(&time_source),
-        observer_(std::move(observer)),
-        gate_([this](context& ctx, std::uint64_t generation) { build(ctx, generation); },
-              warmup_gate_options{.warmup_timeout = options_.warmup_timeout,
-                                  .cool_down = options_.cool_down,
-                                  .cool_down_jitter = options_.cool_down_jitter,
-                                  .reset_on_fatal = false},
-              time_source, detail::handle_of(observer_)),
-        drain_(std::make_shared<drain_state>(hooks_.close)) {
-    if (!hooks_.create) {
-      throw std::invalid_argument("stockade::resource: hooks.create must be set");
-    }
-    detail::outlive_me_timer(time_source);
-  }
-
- public:
   /// A lease on the current instance, making, warming or replacing it first if needed. Fast path
   /// (warm, fresh and healthy): no lock, no allocation. Throws stockade::error with
   ///  - errc::resource_closed (permanent): after shutdown();

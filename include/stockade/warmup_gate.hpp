@@ -144,13 +144,8 @@ class warmup_gate {
                                                        Parts&&... parts)
       : action_(detail::as_warmup(std::forward<Action>(action))),
         options_((options.validate(), options)),
-        clock_(&detail::clock_in(parts...)),
-        observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)) {
-    static_assert(detail::clock_and_observer<Parts...>,
-                  "stockade::warmup_gate takes, after its options, at most one clock (an lvalue "
-                  "that outlives "
-                  "it) and one observer");
-  }
+        clock_(&detail::clock_in<Parts...>(parts...)),
+        observer_(detail::take_part<detail::is_observer_part, Observer>(parts...)) {}
 
   warmup_gate(const warmup_gate&) = delete;
   warmup_gate& operator=(const warmup_gate&) = delete;

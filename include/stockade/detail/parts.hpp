@@ -17,10 +17,6 @@ namespace stockade::detail {
 template <class P>
 using part_t = std::remove_cvref_t<P>;
 
-/// Tags the private constructor a policy's parts constructor delegates to, so that no caller's
-/// arguments can pick it instead.
-struct sorted_parts_t {};
-
 /// How many of `Parts` are of the kind `Is`.
 template <template <class> class Is, class... Parts>
 inline constexpr std::size_t count_parts = (std::size_t{0} + ... +
@@ -65,17 +61,17 @@ struct is_clock_part : std::is_base_of<clock, P> {};
 template <class P>
 struct is_observer_part : std::bool_constant<!is_clock_part<P>::value> {};
 
-/// At most one of each; a clock is kept by reference, so it must be an lvalue (a temporary
-/// clock would be gone before the policy).
-template <class... Parts>
-inline constexpr bool clock_and_observer = count_parts<is_clock_part, Parts...> <= 1 &&
-                                           count_parts<is_observer_part, Parts...> <= 1 &&
-                                           ((!is_clock_part<part_t<Parts>>::value ||
-                                             std::is_lvalue_reference_v<Parts>)&&...);
-
-/// The clock among `parts`, or the real clock.
+/// The clock among `parts`, or the real clock. Also checks the parts, once for every policy
+/// that takes these two: at most one of each, and a clock is kept by reference, so it must be
+/// an lvalue (a temporary clock would be gone before the policy). Called with the
+/// constructor's own `Parts` (`clock_in<Parts...>(parts...)`), so it sees how each was passed.
 template <class... Parts>
 clock& clock_in(Parts&... parts) noexcept {
+  static_assert(
+      count_parts<is_clock_part, Parts...> <= 1 && count_parts<is_observer_part, Parts...> <= 1 &&
+          ((!is_clock_part<part_t<Parts>>::value || std::is_lvalue_reference_v<Parts>)&&...),
+      "a policy takes, after its options, at most one clock (an lvalue that outlives "
+      "it) and one observer");
   clock* found = &real_clock::instance();
   (
       [&] {
