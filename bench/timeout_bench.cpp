@@ -1,6 +1,7 @@
 // What a timeout costs on the real clock: without the stop token (one clock read, a deadline
-// scope), with it armed by the callee (an allocation and a timer entry on the shared timer
-// thread, cancelled when the call returns), nested, and observed. Read against raw_call and
+// scope), with a callee that polls ctx.stop_requested() (nothing armed), with a std::stop_token
+// taken by the callee (an allocation and a timer entry on the shared timer thread, cancelled
+// when the call returns), nested, and observed. Read against raw_call and
 // steady_clock_now from the same run.
 #include <benchmark/benchmark.h>
 
@@ -38,7 +39,21 @@ void timeout_nested_without_stop_token(benchmark::State& state) {
 }
 BENCHMARK(timeout_nested_without_stop_token);
 
-// The callee asks for the stop token: the context arms a stop source and a timer entry.
+// The callee asks whether to stop (ctx.stop_requested()): nothing is armed; the poll reads the
+// coarse clock, and the exact one only within two ticks of the deadline.
+void timeout_callee_polls_stop_requested(benchmark::State& state) {
+  const auto pipeline = stockade::pipeline{stockade::timeout{1s}};
+  int x = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(x = pipeline([&](stockade::context& ctx) {
+                               return ctx.stop_requested() ? x : dependency(x);
+                             }));
+  }
+}
+BENCHMARK(timeout_callee_polls_stop_requested);
+
+// The callee takes a std::stop_token: the context arms a std::stop_source (its shared state is
+// one allocation) and a timer entry.
 void timeout_with_stop_token_armed(benchmark::State& state) {
   const auto pipeline = stockade::pipeline{stockade::timeout{1s}};
   int x = 0;

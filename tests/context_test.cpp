@@ -204,6 +204,57 @@ TEST(Context, StopTokenOnTheRealClockFiresAtTheDeadline) {
   EXPECT_TRUE(cv.wait(lock, token, [] { return false; }) == false && token.stop_requested());
 }
 
+TEST(Context, StopRequestedAtTheDeadlineWithoutArmingAnything) {
+  // A callee that only asks whether to stop pays for no stop state and no timer.
+  manual_clock clock;
+  context ctx{clock};
+  ctx.set_timeout(2s);
+  EXPECT_FALSE(ctx.stop_requested());
+  EXPECT_EQ(clock.next_wake(), stockade::time_point::max());  // nothing armed
+  clock.advance(1999ms);
+  EXPECT_FALSE(ctx.stop_requested());
+  clock.advance(1ms);
+  EXPECT_TRUE(ctx.stop_requested());
+  EXPECT_EQ(clock.next_wake(), stockade::time_point::max());
+}
+
+TEST(Context, StopRequestedOnTheCallersStopWithOrWithoutADeadline) {
+  manual_clock clock;
+  std::stop_source caller;
+  context ctx{clock};
+  ctx.set_stop_token(caller.get_token());
+  EXPECT_FALSE(ctx.stop_requested());
+  caller.request_stop();
+  EXPECT_TRUE(ctx.stop_requested());
+  ctx.set_timeout(1h);
+  EXPECT_TRUE(ctx.stop_requested());
+}
+
+TEST(Context, StopRequestedFollowsTheInnermostDeadline) {
+  manual_clock clock;
+  context ctx{clock};
+  ctx.set_timeout(10s);
+  {
+    const stockade::deadline_scope inner(ctx, ctx.now() + 1s);
+    clock.advance(1s);
+    EXPECT_TRUE(ctx.stop_requested());
+  }
+  EXPECT_FALSE(ctx.stop_requested());
+}
+
+TEST(Context, StopRequestedOnTheRealClockIsExactAtTheDeadline) {
+  // On the real clock the poll reads the coarse clock, which may lag a tick; within a tick of
+  // the deadline it reads the exact clock, so a deadline just passed is seen at once and one
+  // far away costs no exact read.
+  context ctx;
+  ctx.set_deadline(std::chrono::steady_clock::now());
+  EXPECT_TRUE(ctx.stop_requested());
+
+  context later;
+  later.set_timeout(1h);
+  EXPECT_FALSE(later.stop_requested());
+}
+
 TEST(Context, HandsAResourceToTheCallee) {
   context ctx;
   std::string connection = "conn-1";

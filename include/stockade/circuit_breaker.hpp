@@ -507,10 +507,10 @@ class circuit_breaker {
             }
             // A probe run for a caller that has given up would report the caller, not the
             // dependency; the round stays half-open for the next caller.
-            if (ctx.stop_requested() || ctx.expired()) {
+            const bool cancelled = ctx.caller_stop_token().stop_requested();
+            if (cancelled || ctx.expired()) {
               lock.unlock();
-              return reject(ctx,
-                            ctx.stop_requested() ? errc::cancelled : errc::deadline_already_passed,
+              return reject(ctx, cancelled ? errc::cancelled : errc::deadline_already_passed,
                             circuit_state::half_open, duration::zero());
             }
             probing_ = true;

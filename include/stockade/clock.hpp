@@ -40,6 +40,31 @@ inline time_point coarse_steady_now() noexcept {
 #endif
   return std::chrono::steady_clock::now();
 }
+
+/// How far coarse_steady_now() can lag behind steady_clock: the coarse clock's resolution (one
+/// kernel tick), read once; zero where there is no coarse clock (the reading is then exact).
+inline duration coarse_lag() noexcept {
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+  static const duration lag = [] {
+    timespec tick{};
+    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &tick) != 0) return duration::zero();
+    return duration{std::chrono::seconds{tick.tv_sec} + std::chrono::nanoseconds{tick.tv_nsec}};
+  }();
+  return lag;
+#else
+  return duration::zero();
+#endif
+}
+
+/// True once steady_clock has reached `when`, with an exact reading only near it (within two
+/// ticks, a margin over the one tick the coarse clock can lag): a time further ahead is judged
+/// from the coarse reading, which is never ahead of the clock.
+inline bool steady_clock_reached(time_point when) noexcept {
+  const time_point coarse = coarse_steady_now();
+  if (coarse >= when) return true;
+  if (when - coarse > 2 * coarse_lag()) return false;
+  return std::chrono::steady_clock::now() >= when;
+}
 }  // namespace detail
 
 /// What a clock must provide. Implement it to plug in another time source.

@@ -42,7 +42,6 @@ class deadline_stop {
   }
 
   bool armed() const noexcept { return state_ != nullptr; }
-  bool stop_requested() const noexcept { return state_ && state_->source.stop_requested(); }
 
   /// `now`: the caller's idea of the current time; a deadline already reached stops at once.
   std::stop_token arm(clock& on, time_point now, time_point deadline,
@@ -136,6 +135,12 @@ class cached_time {
     if (fresh_) return now_;
     return clock_ ? clock_->recent() : coarse_steady_now();
   }
+  /// True once the clock has reached `when`; on the real clock an exact reading is paid only
+  /// within a tick of it. Updates no cache.
+  bool reached(time_point when) const noexcept {
+    if (fresh_ && now_ >= when) return true;
+    return clock_ ? clock_->now() >= when : steady_clock_reached(when);
+  }
 
  private:
   clock* clock_;
@@ -210,18 +215,23 @@ class context {
   bool expired() noexcept { return has_deadline() && refresh_now() >= deadline_; }
 
   // --- cancellation ------------------------------------------------------------------------
-  /// The token to pass to anything that can be cancelled. With a deadline, the token also
-  /// fires when the deadline passes; that costs the stop state's allocation and a timer, paid
-  /// only by calls that ask for the token.
+  /// True once the callee should stop: the caller's token fired or the deadline has passed.
+  /// The way for a callee to poll: it arms nothing and, on the real clock, reads the exact time
+  /// only within one kernel tick of the deadline (a coarse reading, never ahead, before that).
+  bool stop_requested() const noexcept {
+    return caller_stop_.stop_requested() || (has_deadline() && time_.reached(deadline_));
+  }
+  /// A std::stop_token that fires with stop_requested(), for whatever takes one (a
+  /// std::stop_callback, condition_variable_any::wait, a library call that can be cancelled).
+  /// With a deadline, it costs the std::stop_source's shared state (one allocation) and a timer,
+  /// paid only by calls that ask for it; to poll, stop_requested() is cheaper.
   std::stop_token stop_token() {
     if (!has_deadline()) return caller_stop_;
     return stop_->arm(clock(), now(), deadline_, caller_stop_);
   }
-  /// The caller's own token, without the deadline.
+  /// The caller's own token, without the deadline: what a policy reads to tell "cancelled" from
+  /// "out of time".
   const std::stop_token& caller_stop_token() const noexcept { return caller_stop_; }
-  bool stop_requested() const noexcept {
-    return caller_stop_.stop_requested() || stop_->stop_requested();
-  }
 
   // --- waiting, always bounded by the deadline and the caller's stop token ---------------
   /// Sleeps until `until`; true only if it slept that long (not cut by the deadline or a stop).

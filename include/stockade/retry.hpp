@@ -426,7 +426,7 @@ class retry {
                                                       : give_up_reason::deadline);
       }
     }
-    if (ctx.stop_requested()) return give_up(give_up_reason::cancelled);
+    if (ctx.caller_stop_token().stop_requested()) return give_up(give_up_reason::cancelled);
     if constexpr (has_budget) {
       if (!budget_->try_retry()) return give_up(give_up_reason::budget);
     }

@@ -35,10 +35,12 @@ struct flight_run {
 };
 
 /// True once this caller no longer waits: its stop token fired or its deadline passed.
-inline bool caller_gave_up(context& ctx) { return ctx.stop_requested() || ctx.expired(); }
+inline bool caller_gave_up(context& ctx) {
+  return ctx.caller_stop_token().stop_requested() || ctx.expired();
+}
 
 [[noreturn]] inline void throw_give_up(context& ctx, errc wait_exceeded) {
-  if (ctx.stop_requested()) throw error(errc::cancelled);
+  if (ctx.caller_stop_token().stop_requested()) throw error(errc::cancelled);
   throw error(wait_exceeded);
 }
 
