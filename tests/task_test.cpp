@@ -67,9 +67,22 @@ TEST(Task, RethrowsTheExceptionToItsAwaiter) {
   EXPECT_THROW(runtime.run(fail_with("again")), std::runtime_error);
 }
 
+// Sanitizers keep every frame (no tail calls), so symmetric transfer uses stack there.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int chain_depth = 1'000;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr int chain_depth = 1'000;
+#else
+constexpr int chain_depth = 100'000;
+#endif
+#else
+constexpr int chain_depth = 100'000;
+#endif
+
 TEST(Task, ALongChainOfTasksUsesNoStack) {
   // Symmetric transfer: a hundred thousand nested awaits end one after another without each
-  // adding a stack frame (this would overflow the stack otherwise).
+  // adding a stack frame (this would overflow the stack otherwise; in an optimized build).
   manual_clock clock;
   manual_runtime runtime{clock};
   struct chain {
@@ -78,7 +91,7 @@ TEST(Task, ALongChainOfTasksUsesNoStack) {
       co_return co_await depth(n - 1) + 1;
     }
   };
-  EXPECT_EQ(runtime.run(chain::depth(100'000)), 100'000);
+  EXPECT_EQ(runtime.run(chain::depth(chain_depth)), chain_depth);
 }
 
 TEST(Task, DestroyingAnUnfinishedTaskFreesItsFrame) {

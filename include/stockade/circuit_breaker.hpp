@@ -41,6 +41,7 @@
 #include "events.hpp"
 #include "random.hpp"
 #include "result.hpp"
+#include "runtime.hpp"
 #include "trip_strategy.hpp"
 #include "verdict.hpp"
 
@@ -233,6 +234,34 @@ class circuit_breaker {
       return run_counted(ctx, next, word);
     }
     return run_guarded(ctx, next, word);
+  }
+
+  /// The coroutine driver: the same admission and recording, with `next` awaited. A half-open
+  /// breaker with a health probe still runs the probe on the awaiting thread (docs/async.md).
+  template <class Next>
+  std::invoke_result_t<Next&, context&> async_invoke(context& ctx, Next next) {
+    using result_type = typename runtime_of<std::invoke_result_t<Next&, context&>>::value_type;
+    std::uint64_t word = state_.load(std::memory_order_acquire);
+    if (!lets_all_through(word)) {
+      const admission let_in = admit_guarded(ctx, word);
+      if (let_in.refused != errc{}) {
+        co_return result_type::raised(call_error(let_in.refused, let_in.retry_after));
+      }
+      if (let_in.trial) {
+        trial_permit permit(*this, ctx, let_in.word);  // ignored if the coroutine is destroyed
+        time_point started{};
+        if constexpr (Trip::measures_duration) started = ctx.now();
+        result_type ended = co_await next(ctx);
+        permit.finish(judge_trial(ctx, ended.outcome(), started));
+        co_return ended;
+      }
+      word = let_in.word;
+    }
+    time_point started{};
+    if constexpr (Trip::measures_duration) started = ctx.now();
+    result_type ended = co_await next(ctx);
+    record_closed(ctx, word, ended.outcome(), started);
+    co_return ended;
   }
 
   // --- operator controls ---------------------------------------------------------------------
@@ -440,16 +469,7 @@ class circuit_breaker {
   template <class Next>
   auto run_guarded(context& ctx, Next& next, std::uint64_t word) {
     using result_type = std::invoke_result_t<Next&, context&>;
-    // The refusal of an open breaker, inline: load shedding is when refusals come by the
-    // thousand. Any other state, or an open time that has passed, goes through admit().
-    if (state_of(word) == circuit_state::open) {
-      const duration left = open_left(ctx);
-      if (left > duration::zero()) {
-        count_rejection(ctx, circuit_state::open, left);
-        return result_type::raised(call_error(errc::circuit_open, left));
-      }
-    }
-    const admission let_in = admit(ctx, word);
+    const admission let_in = admit_guarded(ctx, word);
     if (let_in.refused != errc{}) {
       return result_type::raised(call_error(let_in.refused, let_in.retry_after));
     }
@@ -461,6 +481,20 @@ class circuit_breaker {
     auto ended = next(ctx);
     permit.finish(judge_trial(ctx, ended.outcome(), started));
     return ended;
+  }
+
+  /// The admission of a call that found the breaker not closed. The refusal of an open breaker
+  /// is inline: load shedding is when refusals come by the thousand. Any other state, or an
+  /// open time that has passed, goes through admit().
+  [[gnu::always_inline]] admission admit_guarded(context& ctx, std::uint64_t word) {
+    if (state_of(word) == circuit_state::open) {
+      const duration left = open_left(ctx);
+      if (left > duration::zero()) {
+        count_rejection(ctx, circuit_state::open, left);
+        return {word, false, errc::circuit_open, left};
+      }
+    }
+    return admit(ctx, word);
   }
 
   /// A trial fails on a failure verdict and, with a slow-call strategy, also when it is slow:

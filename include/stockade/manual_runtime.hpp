@@ -31,6 +31,7 @@ class manual_runtime final : public scheduler {
   ~manual_runtime() = default;
 
   manual_clock& clock() const noexcept { return clock_; }
+  stockade::clock& time_source() noexcept override { return clock_; }
 
   /// From any thread (a blocking caller on another thread may hand a coroutine a slot).
   void post(resumption& ready) noexcept override {

@@ -20,6 +20,7 @@
 #include "detail/with_context.hpp"
 #include "policy.hpp"
 #include "result.hpp"
+#include "runtime.hpp"
 #include "stack_checks.hpp"
 
 namespace stockade {
@@ -137,6 +138,35 @@ constexpr stack_bounds stack_bounds_from(const Layers& layers, const stack_bound
 template <class F>
 concept callee = detail::takes_context_or_not<F&> && detail::nothrow_destructible_result<F>;
 
+namespace detail {
+/// For a coroutine callee F: what awaiting its task gives, the result layers carry, and its
+/// runtime's task of U.
+template <class F>
+using async_value_t = typename runtime_of<callee_result_t<F>>::value_type;
+template <class F>
+using async_result_t = result<stored_result_t<async_value_t<F>>>;
+template <class F, class U>
+using async_task_t = typename runtime_of<callee_result_t<F>>::template task<U>;
+
+/// What the layers carry of a callee's value: as it returns it, or as its task gives it.
+template <class F, bool Async>
+struct stored_for {
+  using type = stored_result_t<callee_result_t<F>>;
+};
+template <class F>
+struct stored_for<F, true> {
+  using type = stored_result_t<async_value_t<F>>;
+};
+}  // namespace detail
+
+/// A callable for the coroutine path: taking the context or nothing, it returns a runtime's
+/// task (stockade::task<T>, or asio::awaitable<T> with stockade/asio.hpp) whose value is a
+/// value, or void.
+template <class F>
+concept async_callee =
+    detail::takes_context_or_not<F&> && runtime_task<detail::callee_result_t<F>> &&
+    !std::is_reference_v<typename runtime_of<detail::callee_result_t<F>>::value_type>;
+
 template <class Classifier, class... Policies>
 class basic_pipeline {
   static_assert((policy<Policies> && ...),
@@ -198,6 +228,35 @@ class basic_pipeline {
     return detail::run_classified_by(classifier_, [&] { return start(ctx, f); });
   }
 
+  // --- the coroutine path ---------------------------------------------------------------------
+  /// `co_await pipeline.async(f)`, where `f` returns a runtime's task: the same layers, options
+  /// and analysis as the blocking call, and no thread blocked by any of them; the call's context
+  /// is on the clock of the runtime that runs it. Gives f's value,
+  /// or throws what the call failed with, thrown once, at the end. `f` is kept (moved) in the
+  /// coroutine; the pipeline and any policy held by std::ref must outlive it.
+  template <async_callee F>
+  auto async(F f) const -> detail::async_task_t<F, detail::async_value_t<F>> {
+    // On the clock of the runtime it runs on: a test's manual runtime moves its time.
+    context ctx{co_await runtime_of<detail::callee_result_t<F>>::current_clock()};
+    co_return co_await async(ctx, std::move(f));
+  }
+  /// The same with the caller's context, which must outlive the coroutine.
+  template <async_callee F>
+  auto async(context& ctx, F f) const -> detail::async_task_t<F, detail::async_value_t<F>> {
+    auto ended = co_await try_async(ctx, std::move(f));
+    if (!ended.has_value()) ended.error().raise();
+    if constexpr (!std::is_void_v<detail::async_value_t<F>>) co_return *std::move(ended);
+  }
+  /// What the call came to, throwing nothing: as try_call, on the coroutine path.
+  template <async_callee F>
+  auto try_async(context& ctx, F f) const -> detail::async_task_t<F, detail::async_result_t<F>> {
+    static_assert((detail::async_layer<Policies> && ...),
+                  "stockade: a layer of this pipeline has no coroutine driver (async_invoke); "
+                  "see docs/async.md for the policies that have one");
+    ctx.begin_attempt(1);
+    co_return co_await run_async<0>(ctx, f);
+  }
+
   /// The same stack with another classifier.
   template <class Other>
   constexpr basic_pipeline<Other, Policies...> classify_with(Other chosen) const {
@@ -227,23 +286,81 @@ class basic_pipeline {
  private:
   /// What a layer gets as `next`: runs the layers from I inward (and the callee), and classifies
   /// what a policy makes in place of the callee (an injected fault, a fallback's value) with
-  /// this pipeline's classifier, exactly as the callee's own result or exception would be.
-  template <std::size_t I, class F>
+  /// this pipeline's classifier, exactly as the callee's own result or exception would be. On
+  /// the coroutine path (`Async`) it returns the runtime's task of that result.
+  template <std::size_t I, class F, bool Async = false>
   struct next_layer {
-    using stored_type = detail::stored_result_t<detail::callee_result_t<F>>;
+    using stored_type = typename detail::stored_for<F, Async>::type;
 
-    auto operator()(context& ctx) const { return owner->template run<I>(ctx, *callee); }
+    auto operator()(context& ctx) const {
+      if constexpr (Async) {
+        return owner->template run_async<I>(ctx, *callee);
+      } else {
+        return owner->template run<I>(ctx, *callee);
+      }
+    }
 
     outcome classify_exception(const std::exception_ptr& failure) const {
       return owner->classifier_.classify_exception(failure);
     }
     outcome classify_result(const stored_type& value) const {
-      return owner->template classify_callee_result<F>(value);
+      if constexpr (Async) {
+        return owner->classify_async_value(value);
+      } else {
+        return owner->template classify_callee_result<F>(value);
+      }
     }
 
     const basic_pipeline* owner;
     F* callee;
   };
+
+  template <std::size_t I, class F>
+  auto run_async(context& ctx, F& f) const -> detail::async_task_t<F, detail::async_result_t<F>> {
+    if constexpr (I == sizeof...(Policies)) {
+      return invoke_callee_async(ctx, f);
+    } else {
+      return detail::layer_of(std::get<I>(layers_))
+          .async_invoke(ctx, next_layer<I + 1, F, true>{this, &f});
+    }
+  }
+
+  /// The one place a coroutine callee runs: what it throws is caught here, once, and
+  /// classified with one rethrow (a handler cannot await); what it returns is classified here.
+  template <class F>
+  auto invoke_callee_async(context& ctx, F& f) const
+      -> detail::async_task_t<F, detail::async_result_t<F>> {
+    using value_type = detail::async_value_t<F>;
+    using ended_type = detail::async_result_t<F>;
+    std::exception_ptr thrown;
+    try {
+      if constexpr (std::is_void_v<value_type>) {
+        co_await detail::call_with_context(f, ctx);
+        ctx.forget_now();
+        co_return ended_type(void_result{});
+      } else {
+        value_type value = co_await detail::call_with_context(f, ctx);
+        ctx.forget_now();
+        co_return ended_type(
+            detail::from_call_t{}, [&]() -> value_type&& { return std::move(value); },
+            [this](const value_type& made) { return classify_async_value(made); });
+      }
+    } catch (...) {
+      thrown = std::current_exception();
+    }
+    ctx.forget_now();
+    co_return detail::run_classified_by(classifier_,
+                                        [&]() -> ended_type { std::rethrow_exception(thrown); });
+  }
+
+  template <class V>
+  outcome classify_async_value(const V& value) const {
+    if constexpr (std::is_same_v<V, void_result>) {
+      return verdict::success;
+    } else {
+      return classifier_.classify_result(value);
+    }
+  }
 
   template <class F>
   auto start(context& ctx, F& f) const {

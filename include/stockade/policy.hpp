@@ -14,6 +14,7 @@
 #include "bounds.hpp"
 #include "context.hpp"
 #include "result.hpp"
+#include "task.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -60,12 +61,32 @@ concept policy = requires(const P& element, context& ctx, detail::next_archetype
   { detail::layer_of(element).invoke(ctx, next) } -> std::same_as<result<int>>;
 };
 
+namespace detail {
+/// A layer with a coroutine driver: `async_invoke(ctx, next)`, whose `next(ctx)` returns a
+/// runtime's task of result<T>, returns a task of the same type (docs/async.md).
+struct async_next_archetype {
+  task<result<int>> operator()(context& ctx) const;
+  outcome classify_exception(const std::exception_ptr& failure) const;
+  template <class V>
+  outcome classify_result(const V& value) const;
+};
+template <class P>
+concept async_layer = requires(const P& element, context& ctx, async_next_archetype next) {
+  detail::layer_of(element).async_invoke(ctx, next);
+};
+}  // namespace detail
+
 /// A policy that does nothing but call the next layer; for tests and benchmarks, and the
 /// smallest example of the concept.
 struct pass_through {
   template <class Next>
   constexpr auto invoke(context& ctx, Next&& next) const {
     return std::forward<Next>(next)(ctx);
+  }
+  /// On the coroutine path, the inner task itself: no frame of its own.
+  template <class Next>
+  auto async_invoke(context& ctx, Next next) const {
+    return next(ctx);
   }
   constexpr stack_bounds worst_case(const stack_bounds& inner) const noexcept { return inner; }
   static std::string describe() { return "pass_through"; }

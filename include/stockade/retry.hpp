@@ -32,6 +32,7 @@
 #include "random.hpp"
 #include "result.hpp"
 #include "retry_budget.hpp"
+#include "runtime.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -318,6 +319,38 @@ class retry {
     std::optional<result_type> kept;
     if (step.delay > duration::zero()) kept.emplace(std::move(first));
     return retry_after_failure(ctx, next, std::move(kept), failed, step, elapsed_limit);
+  }
+
+  /// The coroutine driver: the same plan after each failure, and the wait a suspension of the
+  /// coroutine (the runtime's sleep), so no thread is held during a backoff.
+  template <class Next>
+  std::invoke_result_t<Next&, context&> async_invoke(context& ctx, Next next) const {
+    using runtime = runtime_of<std::invoke_result_t<Next&, context&>>;
+    using result_type = typename runtime::value_type;
+    const time_point elapsed_limit = has_elapsed_limit()
+                                         ? context::saturating_add(ctx.now(), options_.max_elapsed)
+                                         : no_deadline;
+    plan step;
+    for (int attempt = 1;; ++attempt) {
+      ctx.begin_attempt(attempt);
+      result_type ended = co_await next(ctx);
+      if (ended.outcome().succeeded()) {
+        if constexpr (has_budget) budget_->on_attempt(verdict::success, attempt == 1);
+        co_return ended;
+      }
+      const duration previous_delay = step.delay;
+      if (!plan_after_failure(ctx, ended.outcome(), attempt, previous_delay, elapsed_limit, step)) {
+        co_return ended;
+      }
+      if (step.reset) reset_.run();
+      detail::notify(observer_, retry_scheduled{ctx.name(), attempt, step.delay, ended.outcome(),
+                                                step.hinted});
+      if (step.delay > duration::zero() && !co_await runtime::sleep_until(ctx, step.wake)) {
+        detail::notify(observer_, retry_gave_up{ctx.name(), attempt, give_up_reason::cancelled,
+                                                ended.outcome(), step.delay});
+        co_return ended;
+      }
+    }
   }
 
  private:

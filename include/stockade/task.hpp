@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "clock.hpp"
 #include "detail/frame_pool.hpp"
 
 namespace stockade {
@@ -31,6 +32,9 @@ class scheduler {
 
   /// Queues `ready` to be resumed; may be called from any thread, and must not resume it here.
   virtual void post(resumption& ready) noexcept = 0;
+  /// The clock its tasks' waits are timed on; a call made without a context of its own gets
+  /// a context on it.
+  virtual stockade::clock& time_source() noexcept = 0;
 
  protected:
   scheduler() = default;
@@ -118,6 +122,19 @@ scheduler* scheduler_of(std::coroutine_handle<Promise> awaiting) noexcept {
     return nullptr;
   }
 }
+
+/// `co_await current_scheduler{}` in a stockade task: the scheduler it runs on (null outside
+/// any runtime), without suspending.
+struct current_scheduler {
+  scheduler* found = nullptr;
+  bool await_ready() const noexcept { return false; }
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> running) noexcept {
+    found = scheduler_of(running);
+    return false;  // go on at once
+  }
+  scheduler* await_resume() const noexcept { return found; }
+};
 
 }  // namespace detail
 

@@ -18,6 +18,7 @@
 #include "errors.hpp"
 #include "events.hpp"
 #include "result.hpp"
+#include "runtime.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -69,12 +70,24 @@ class timeout {
     }
     const deadline_scope scope(ctx, context::deadline_after(start, limit_));
     result_type ended = next(ctx);
-    if (ended.has_value()) {
-      if constexpr (!std::is_same_v<Observer, null_observer>) note_if_late(ctx);
-    } else {
-      convert_if_late(ctx, ended);
-    }
+    judge_lateness(ctx, ended);
     return ended;
+  }
+
+  /// The coroutine driver: the same narrowed deadline for what is inside (its waits end at it,
+  /// and ctx.stop_requested() turns true), and the same judgement of a late result. Like the
+  /// blocking timeout it is cooperative: a callee that ignores the deadline is waited for.
+  template <class Next>
+  std::invoke_result_t<Next&, context&> async_invoke(context& ctx, Next next) const {
+    using result_type = typename runtime_of<std::invoke_result_t<Next&, context&>>::value_type;
+    const time_point start = ctx.now();
+    if (ctx.deadline() <= start) {
+      co_return result_type::raised(call_error(errc::deadline_already_passed));
+    }
+    const deadline_scope scope(ctx, context::deadline_after(start, limit_));
+    result_type ended = co_await next(ctx);
+    judge_lateness(ctx, ended);
+    co_return ended;
   }
 
   constexpr duration limit() const noexcept { return limit_; }
@@ -89,6 +102,15 @@ class timeout {
   constexpr timeout_options options() const noexcept { return {limit_}; }
 
  private:
+  template <class Result>
+  void judge_lateness(context& ctx, Result& ended) const {
+    if (ended.has_value()) {
+      if constexpr (!std::is_same_v<Observer, null_observer>) note_if_late(ctx);
+    } else {
+      convert_if_late(ctx, ended);
+    }
+  }
+
   void note_if_late(context& ctx) const {
     const time_point end = ctx.refresh_now();
     if (end >= ctx.deadline()) {

@@ -28,7 +28,15 @@ class task_sleep {
       : ctx_(ctx), until_(until), limit_(std::min(until, ctx.deadline())) {}
   task_sleep(const task_sleep&) = delete;
   task_sleep& operator=(const task_sleep&) = delete;
-  ~task_sleep() = default;
+  /// A frame destroyed while it sleeps (its runtime went away) takes its timer and stop link
+  /// with it. A task must not be destroyed once its wait has ended and it is queued to resume:
+  /// cancel a task through the caller's stop token instead, and let it finish.
+  ~task_sleep() {
+    if (armed_ && !resumed_) {
+      on_stop_.reset();
+      (void)ctx_.clock().cancel(alarm_);
+    }
+  }
 
   bool await_ready() noexcept {
     if (ctx_.caller_stop_token().stop_requested()) {
@@ -58,6 +66,7 @@ class task_sleep {
   }
 
   bool await_resume() {
+    resumed_ = true;
     if (armed_) {
       on_stop_.reset();  // waits for a stop callback running on another thread
       slept_ = !ctx_.clock().cancel(alarm_);
@@ -87,6 +96,7 @@ class task_sleep {
   time_point limit_;
   bool slept_ = false;
   bool armed_ = false;
+  bool resumed_ = false;
   scheduler* where_ = nullptr;
   scheduler::resumption ready_;
   std::atomic<bool> ended_{false};
