@@ -23,6 +23,7 @@
 #include "errors.hpp"
 #include "events.hpp"
 #include "result.hpp"
+#include "runtime.hpp"
 #include "verdict.hpp"
 
 namespace stockade {
@@ -141,6 +142,22 @@ class bulkhead {
     }
     const slot held{*this};
     return std::forward<Next>(next)(ctx);
+  }
+
+  /// The coroutine driver: the same slots, queue and refusals; a queued caller is a suspended
+  /// coroutine, handed its slot by a release like a blocked thread, from either path.
+  template <class Next>
+  std::invoke_result_t<Next&, context&> async_invoke(context& ctx, Next next) {
+    using runtime = runtime_of<std::invoke_result_t<Next&, context&>>;
+    using result_type = typename runtime::value_type;
+    if (!take_free_slot()) [[unlikely]] {
+      errc refused{};
+      if (!co_await wait_for_slot_async<runtime>(ctx, refused)) {
+        co_return result_type::raised(call_error(refused));
+      }
+    }
+    const slot held{*this};
+    co_return co_await next(ctx);
   }
 
   /// Takes a slot, waiting in the queue if the options allow; throws stockade::error
@@ -314,6 +331,58 @@ class bulkhead {
     lock.unlock();
     refuse(ctx, why, entry == queue_entry::queued ? ctx.now() - start : duration::zero(), refused);
     return false;
+  }
+
+  /// Gives up a place in the queue whose wait did not end normally (the wait threw, or the
+  /// coroutine was destroyed while queued): leaves the queue, or gives back the slot it was
+  /// handed meanwhile. `lock` may or may not be held.
+  class queue_place {
+   public:
+    queue_place(bulkhead& owner, std::unique_lock<std::mutex>& lock, detail::waiter& self) noexcept
+        : owner_(&owner), lock_(lock), self_(self) {}
+    queue_place(const queue_place&) = delete;
+    queue_place& operator=(const queue_place&) = delete;
+    ~queue_place() {
+      if (owner_ == nullptr) return;
+      if (!lock_.owns_lock()) lock_.lock();
+      if (self_.served) {
+        lock_.unlock();
+        owner_->release();
+      } else {
+        owner_->leave_queue(self_);
+      }
+    }
+    void settled() noexcept { owner_ = nullptr; }
+
+   private:
+    bulkhead* owner_;
+    std::unique_lock<std::mutex>& lock_;
+    detail::waiter& self_;
+  };
+
+  /// The coroutine driver of wait_for_slot: the same decisions, the wait a suspension.
+  template <class Runtime>
+  typename Runtime::template task<bool> wait_for_slot_async(context& ctx, errc& refused) {
+    const time_point start = options_.max_queue == 0 ? time_point{} : ctx.refresh_now();
+    if (const std::optional<refusal> at_once = refusal_at_once(ctx, start)) {
+      refuse(ctx, *at_once, duration::zero(), refused);
+      co_return false;
+    }
+    detail::waiter self;
+    refusal why{};
+    std::unique_lock lock(mutex_);
+    const queue_entry entry = join_queue(self, why);
+    if (entry == queue_entry::got_slot) co_return true;
+    if (entry == queue_entry::queued) {
+      queue_place place(*this, lock, self);
+      (void)co_await Runtime::wait_for_turn(ctx, lock, self,
+                                            context::saturating_add(start, options_.max_wait));
+      place.settled();
+      if (after_wait(ctx, self, why)) co_return true;
+    }
+    lock.unlock();
+    refuse(ctx, why, entry == queue_entry::queued ? ctx.now() - start : duration::zero(), refused);
+    co_return false;
   }
 
   void leave_queue(detail::waiter& self) noexcept {  // under mutex_, for a waiter not handed a slot

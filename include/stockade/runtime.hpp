@@ -8,6 +8,7 @@
 #pragma once
 
 #include <coroutine>
+#include <mutex>
 #include <type_traits>
 
 #include "clock.hpp"
@@ -21,6 +22,8 @@ namespace stockade {
 ///   using value_type = ...;                        // what co_await on an A gives
 ///   template <class U> using task = ...;           // the same runtime's task of U
 ///   static <awaitable> sleep_until(context&, time_point);   // true if it slept to the end
+///   static <awaitable> wait_for_turn(context&, unique_lock<mutex>&, detail::waiter&, time_point);
+///                                         // a turn in a policy's queue (context::wait_for_turn)
 ///   static <awaitable> current_clock();   // the clock of the runtime running the awaiter
 template <class A>
 struct runtime_traits;
@@ -32,6 +35,10 @@ struct runtime_traits<task<T>> {
   using task = stockade::task<U>;
   static detail::task_sleep sleep_until(context& ctx, time_point until) noexcept {
     return {ctx, until};
+  }
+  static detail::task_turn wait_for_turn(context& ctx, std::unique_lock<std::mutex>& lock,
+                                         detail::waiter& self, time_point until) noexcept {
+    return {ctx, lock, self, until};
   }
   /// The clock of the runtime the awaiting task runs on (the real clock outside any).
   struct clock_in_use {
