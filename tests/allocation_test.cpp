@@ -9,7 +9,9 @@
 #include <new>
 #include <string>
 
+#include <stockade/manual_runtime.hpp>
 #include <stockade/stockade.hpp>
+#include <stockade/task.hpp>
 
 namespace {
 std::atomic<long> allocations{0};
@@ -97,6 +99,32 @@ TEST(Allocation, AMoveOnlyResultPassesWithoutAllocatingInTheStack) {
               for (int i = 0; i < 100; ++i) policy([] { return std::unique_ptr<int>(); });
             }),
             0);
+}
+
+TEST(Allocation, CoroutineStackAllocatesNothingOnceItsFramesAreRecycled) {
+  // Every layer's coroutine frame comes from the thread's frame pool: after a first call has
+  // put frames of each size there, a thousand calls through timeout > retry > breaker >
+  // bulkhead allocate nothing.
+  stockade::testing::manual_clock clock;
+  stockade::testing::manual_runtime runtime{clock};
+  guards g;
+  const auto policy =
+      stockade::pipeline{stockade::timeout{8s}, stockade::retry{{.max_attempts = 4}},
+                         std::ref(g.breaker), std::ref(g.slots)};
+  auto callee = []() -> stockade::task<int> { co_return 1; };
+  auto calls = [&](int count) -> stockade::task<int> {
+    int sum = 0;
+    for (int i = 0; i < count; ++i) sum += co_await policy.async(callee);
+    co_return sum;
+  };
+  // The driver's own frame is made first, so that it takes no block the layers' frames need.
+  stockade::task<int> thousand = calls(1000);
+  EXPECT_EQ(runtime.run(calls(2)), 2);
+  EXPECT_EQ(allocations_during([&] {
+              thousand.start_on(runtime).resume();  // nothing waits: it runs to its end here
+            }),
+            0);
+  EXPECT_EQ(thousand.take(), 1000);
 }
 
 }  // namespace

@@ -238,23 +238,21 @@ class basic_pipeline {
   auto async(F f) const -> detail::async_task_t<F, detail::async_value_t<F>> {
     // On the clock of the runtime it runs on: a test's manual runtime moves its time.
     context ctx{co_await runtime_of<detail::callee_result_t<F>>::current_clock()};
-    co_return co_await async(ctx, std::move(f));
+    auto ended = co_await start_async(ctx, f);
+    if (!ended.has_value()) ended.error().raise();
+    if constexpr (!std::is_void_v<detail::async_value_t<F>>) co_return *std::move(ended);
   }
   /// The same with the caller's context, which must outlive the coroutine.
   template <async_callee F>
   auto async(context& ctx, F f) const -> detail::async_task_t<F, detail::async_value_t<F>> {
-    auto ended = co_await try_async(ctx, std::move(f));
+    auto ended = co_await start_async(ctx, f);
     if (!ended.has_value()) ended.error().raise();
     if constexpr (!std::is_void_v<detail::async_value_t<F>>) co_return *std::move(ended);
   }
   /// What the call came to, throwing nothing: as try_call, on the coroutine path.
   template <async_callee F>
   auto try_async(context& ctx, F f) const -> detail::async_task_t<F, detail::async_result_t<F>> {
-    static_assert((detail::async_layer<Policies> && ...),
-                  "stockade: a layer of this pipeline has no coroutine driver (async_invoke); "
-                  "see docs/async.md for the policies that have one");
-    ctx.begin_attempt(1);
-    co_return co_await run_async<0>(ctx, f);
+    co_return co_await start_async(ctx, f);
   }
 
   /// The same stack with another classifier.
@@ -314,6 +312,16 @@ class basic_pipeline {
     const basic_pipeline* owner;
     F* callee;
   };
+
+  /// The outermost layer's task (no frame of its own: `f` lives in the caller's frame).
+  template <class F>
+  auto start_async(context& ctx, F& f) const -> detail::async_task_t<F, detail::async_result_t<F>> {
+    static_assert((detail::async_layer<Policies> && ...),
+                  "stockade: a layer of this pipeline has no coroutine driver (async_invoke); "
+                  "see docs/async.md for the policies that have one");
+    ctx.begin_attempt(1);
+    return run_async<0>(ctx, f);
+  }
 
   template <std::size_t I, class F>
   auto run_async(context& ctx, F& f) const -> detail::async_task_t<F, detail::async_result_t<F>> {
