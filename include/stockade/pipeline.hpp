@@ -68,8 +68,8 @@ constexpr bool does_its_work_before_returning() {
                 "stockade: this callable returns an awaitable, a coroutine task or a future. A "
                 "blocking pipeline would take the unstarted work for a success: nothing would be "
                 "retried, timed or counted by a breaker. Finish the work inside the callable "
-                "(return f.get(), or run the coroutine to completion there); stockade has no "
-                "coroutine pipeline yet.");
+                "(return f.get()), or await it through the coroutine path: "
+                "co_await pipeline.async(f) (docs/async.md).");
   return true;
 }
 
