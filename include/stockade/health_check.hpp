@@ -31,6 +31,7 @@
 #include "errors.hpp"
 #include "events.hpp"
 #include "result.hpp"
+#include "runtime.hpp"
 #include "single_flight.hpp"
 
 namespace stockade {
@@ -209,6 +210,31 @@ class health_check {
     return std::forward<Next>(next)(ctx);
   }
 
+  /// The coroutine driver: the same check; a caller that finds the result stale while another
+  /// caller probes waits for that probe as a suspended coroutine (the caller that leads runs
+  /// the probe on its own thread).
+  template <class Next>
+  std::invoke_result_t<Next&, context&> async_invoke(context& ctx, Next next) {
+    using runtime = runtime_of<std::invoke_result_t<Next&, context&>>;
+    using result_type = typename runtime::value_type;
+    if (!fresh_and_healthy()) [[unlikely]] {
+      const std::uint64_t word = state_.load(std::memory_order_acquire);
+      bool healthy = (word & both_bits) == both_bits;
+      std::optional<call_error> refused;
+      if ((word & fresh_bit) == 0) {
+        try {
+          healthy = co_await probe_flight_.template run_async<runtime>(
+              ctx, [this](context& leader) { return probe_as_leader(leader); });
+        } catch (const error& gave_up) {
+          refused.emplace(gave_up);
+        }
+      }
+      if (!refused && !healthy) refused.emplace(unhealthy_refusal(ctx));
+      if (refused) co_return result_type::raised(std::move(*refused));
+    }
+    co_return co_await next(ctx);
+  }
+
   constexpr const health_check_options& options() const noexcept { return options_; }
 
   /// A caller that finds the result stale may run the probe (at most probe_timeout, whatever its
@@ -281,6 +307,11 @@ class health_check {
     } catch (const error& gave_up) {
       return call_error(gave_up);
     }
+    return unhealthy_refusal(ctx);
+  }
+
+  /// errc::unhealthy, with the time until the next probe is due as its hint.
+  call_error unhealthy_refusal(context& ctx) {
     duration retry_after{0};
     const time_point now = ctx.recent_now();  // never ahead: the hint is never early
     {

@@ -18,6 +18,7 @@
 #include "detail/waiter_queue.hpp"
 #include "errors.hpp"
 #include "policy.hpp"
+#include "runtime.hpp"
 
 namespace stockade {
 
@@ -163,6 +164,81 @@ R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Wor
   return std::move(*value);
 }
 
+/// A follower's place among a run's followers, given up if its wait does not end normally (the
+/// wait threw, or the coroutine was destroyed while it waited): it leaves the queue and stops
+/// counting as a waiter, as a follower that gave up would. `lock` may or may not be held.
+template <class R, class Slot>
+class follower_place {
+ public:
+  follower_place(Slot& slot, const std::shared_ptr<flight_run<R>>& run,
+                 std::unique_lock<std::mutex>& lock, waiter& self) noexcept
+      : slot_(&slot), run_(run), lock_(lock), self_(self) {}
+  follower_place(const follower_place&) = delete;
+  follower_place& operator=(const follower_place&) = delete;
+  ~follower_place() {
+    if (slot_ == nullptr) return;
+    if (!lock_.owns_lock()) lock_.lock();
+    run_->followers.erase(self_);
+    --run_->waiters;
+    if (!run_->done && !run_->has_leader && run_->waiters == 0) slot_->forget(run_);
+  }
+  void settled() noexcept { slot_ = nullptr; }
+
+ private:
+  Slot* slot_;
+  const std::shared_ptr<flight_run<R>>& run_;
+  std::unique_lock<std::mutex>& lock_;
+  waiter& self_;
+};
+
+/// The coroutine driver of join_or_lead: a follower suspends (Runtime::wait_for_turn) until the
+/// run serves it or its deadline or stop comes; the leader runs `work` on its own thread.
+template <class Runtime, class R, class Slot, class Work>
+typename Runtime::template task<R> join_or_lead_async(std::mutex& mutex, Slot slot, context& ctx,
+                                                      Work work, errc wait_exceeded) {
+  std::unique_lock lock(mutex);
+  std::shared_ptr<flight_run<R>> run = slot.current();
+  flight_step step = arrive<R>(slot, run, ctx);
+  while (step == flight_step::follow) {
+    const auto ready = [&] { return run->done || !run->has_leader; };
+    while (!ready()) {
+      waiter self;
+      run->followers.push_back(self);
+      follower_place<R, Slot> place(slot, run, lock, self);
+      const bool served = co_await Runtime::wait_for_turn(ctx, lock, self, no_deadline);
+      place.settled();
+      if (!served) {
+        run->followers.erase(self);
+        break;
+      }
+    }
+    step = after_wait(slot, run, ctx, ready());
+  }
+  if (step == flight_step::take_result) {
+    if (run->failure) std::rethrow_exception(run->failure);
+    co_return *run->value;
+  }
+  if (step == flight_step::give_up) throw_give_up(ctx, wait_exceeded);
+
+  lock.unlock();
+  std::optional<R> value;
+  std::exception_ptr failed;
+  try {
+    value.emplace(std::invoke(work, ctx));
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  if (failed) {
+    const bool gave_up = caller_gave_up(ctx);  // decided once, here
+    lock.lock();
+    leader_failed(slot, run, failed, gave_up);
+    std::rethrow_exception(failed);
+  }
+  lock.lock();
+  leader_succeeded(slot, run, *value);
+  co_return std::move(*value);
+}
+
 template <class F, class R>
 concept flight_work = std::is_invocable_v<F&, context&> &&
     std::is_convertible_v<std::invoke_result_t<F&, context&>, R>;
@@ -191,6 +267,14 @@ class flight {
     std::unique_lock lock(mutex_);
     slot self{this};
     return detail::join_or_lead<R>(lock, self, ctx, work, wait_exceeded_);
+  }
+
+  /// run() on the coroutine path of `Runtime`: a waiter is a suspended coroutine, served by
+  /// the run like a blocked thread; the leader runs `work` on its own thread.
+  template <class Runtime, detail::flight_work<R> Work>
+  typename Runtime::template task<R> run_async(context& ctx, Work work) {
+    return detail::join_or_lead_async<Runtime, R>(mutex_, slot{this}, ctx, std::move(work),
+                                                  wait_exceeded_);
   }
 
   /// True while a run is in progress (or waits for a waiter to take it over).

@@ -33,6 +33,7 @@
 #include "events.hpp"
 #include "random.hpp"
 #include "result.hpp"
+#include "runtime.hpp"
 #include "single_flight.hpp"
 #include "verdict.hpp"
 
@@ -199,6 +200,39 @@ class warmup_gate {
     }
   }
 
+  /// wait_ready_or_refuse() on the coroutine path of `Runtime`: a caller that waits for another
+  /// caller's warm-up is a suspended coroutine; the caller that leads runs the warm-up action
+  /// on its own thread.
+  template <class Runtime>
+  typename Runtime::template task<std::uint64_t> wait_ready_or_refuse_async(
+      context& ctx, std::optional<call_error>& refused) {
+    for (;;) {
+      const std::uint64_t word = state_.load(std::memory_order_acquire);
+      if ((word & ready_bit) != 0) co_return word >> 1;
+      if (const warm_result refusal = cooling_down(ctx, word >> 1);
+          refusal.ended_in != ended::ready) {
+        refused.emplace(failure_of(refusal));
+        co_return 0;
+      }
+      warm_result result;
+      std::optional<error> gave_up;
+      try {
+        result = co_await flight_.template run_async<Runtime>(
+            ctx, [this](context& leader) { return warm_as_leader(leader); });
+      } catch (const error& cut_short) {  // the wait for another caller's warm-up
+        gave_up.emplace(cut_short);
+      }
+      if (gave_up) {
+        refused.emplace(*gave_up);
+        co_return 0;
+      }
+      if (result.ended_in != ended::ready) {
+        refused.emplace(failure_of(result));
+        co_return 0;
+      }
+    }
+  }
+
   /// Warms up now (on this thread) unless ready: e.g. at start-up, before the first call.
   void start(context& ctx) { (void)wait_ready(ctx); }
   void start() {
@@ -243,6 +277,26 @@ class warmup_gate {
     if (!options_.reset_on_fatal) return std::forward<Next>(next)(ctx);
     return detail::run_resetting_on_fatal(ctx, std::forward<Next>(next),
                                           [this, generation]() noexcept { reset(generation); });
+  }
+
+  /// The coroutine driver: the same gate; a caller that finds it cold waits for the warm-up as
+  /// a suspended coroutine (the caller that leads runs the action on its own thread).
+  template <class Next>
+  std::invoke_result_t<Next&, context&> async_invoke(context& ctx, Next next) {
+    using runtime = runtime_of<std::invoke_result_t<Next&, context&>>;
+    using result_type = typename runtime::value_type;
+    const std::uint64_t word = state_.load(std::memory_order_acquire);
+    std::uint64_t generation = word >> 1;
+    if ((word & ready_bit) == 0) [[unlikely]] {
+      std::optional<call_error> refused;
+      generation = co_await wait_ready_or_refuse_async<runtime>(ctx, refused);
+      if (refused) co_return result_type::raised(std::move(*refused));
+    }
+    result_type finished = co_await next(ctx);
+    if (options_.reset_on_fatal && detail::calls_for_reset(finished.outcome())) [[unlikely]] {
+      reset(generation);
+    }
+    co_return finished;
   }
 
   constexpr const warmup_gate_options& options() const noexcept { return options_; }
