@@ -14,7 +14,7 @@ namespace stockade::detail {
 class frame_pool {
  public:
   static constexpr std::size_t granule = 64;
-  static constexpr std::size_t classes = 16;  // frames up to 1 KiB are recycled
+  static constexpr std::size_t classes = 64;  // frames up to 4 KiB are recycled
   static constexpr std::size_t kept_per_class = 32;
 
   static void* allocate(std::size_t size) {
