@@ -299,40 +299,6 @@ class bulkhead {
     return false;
   }
 
-  /// No free slot at first sight: waits in the queue for one, blocking this thread, as the
-  /// options allow. True once this caller holds a slot (the caller makes the slot object);
-  /// false when refused, with the rejection's code in `refused`.
-  bool wait_for_slot(context& ctx, errc& refused) {
-    const time_point start = options_.max_queue == 0 ? time_point{} : ctx.refresh_now();
-    if (const std::optional<refusal> at_once = refusal_at_once(ctx, start)) {
-      refuse(ctx, *at_once, duration::zero(), refused);
-      return false;
-    }
-    detail::waiter self;
-    refusal why{};
-    std::unique_lock lock(mutex_);
-    const queue_entry entry = join_queue(self, why);
-    if (entry == queue_entry::got_slot) return true;
-    if (entry == queue_entry::queued) {
-      try {
-        (void)ctx.wait_for_turn(lock, self, context::saturating_add(start, options_.max_wait));
-      } catch (...) {
-        // The node lives on this frame: it must not stay queued, nor a handed slot stay taken.
-        if (self.served) {
-          lock.unlock();
-          release();
-        } else {
-          leave_queue(self);
-        }
-        throw;
-      }
-      if (after_wait(ctx, self, why)) return true;
-    }
-    lock.unlock();
-    refuse(ctx, why, entry == queue_entry::queued ? ctx.now() - start : duration::zero(), refused);
-    return false;
-  }
-
   /// Gives up a place in the queue whose wait did not end normally (the wait threw, or the
   /// coroutine was destroyed while queued): leaves the queue, or gives back the slot it was
   /// handed meanwhile. `lock` may or may not be held.
@@ -359,6 +325,32 @@ class bulkhead {
     std::unique_lock<std::mutex>& lock_;
     detail::waiter& self_;
   };
+
+  /// No free slot at first sight: waits in the queue for one, blocking this thread, as the
+  /// options allow. True once this caller holds a slot (the caller makes the slot object);
+  /// false when refused, with the rejection's code in `refused`.
+  bool wait_for_slot(context& ctx, errc& refused) {
+    const time_point start = options_.max_queue == 0 ? time_point{} : ctx.refresh_now();
+    if (const std::optional<refusal> at_once = refusal_at_once(ctx, start)) {
+      refuse(ctx, *at_once, duration::zero(), refused);
+      return false;
+    }
+    detail::waiter self;
+    refusal why{};
+    std::unique_lock lock(mutex_);
+    const queue_entry entry = join_queue(self, why);
+    if (entry == queue_entry::got_slot) return true;
+    if (entry == queue_entry::queued) {
+      // The node lives on this frame: it must not stay queued, nor a handed slot stay taken.
+      queue_place place(*this, lock, self);
+      (void)ctx.wait_for_turn(lock, self, context::saturating_add(start, options_.max_wait));
+      place.settled();
+      if (after_wait(ctx, self, why)) return true;
+    }
+    lock.unlock();
+    refuse(ctx, why, entry == queue_entry::queued ? ctx.now() - start : duration::zero(), refused);
+    return false;
+  }
 
   /// The coroutine driver of wait_for_slot: the same decisions, the wait a suspension.
   template <class Runtime>

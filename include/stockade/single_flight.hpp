@@ -131,18 +131,13 @@ void leader_failed(Slot& slot, const std::shared_ptr<flight_run<R>>& run,
   serve_all(run->followers);
 }
 
-/// The blocking driver behind flight<R> and single_flight<Key, R>: `lock` holds the owner's
-/// mutex; a follower blocks this thread until the run serves it or its deadline or stop comes.
+/// What a caller does once its wait is over (`step` is not follow), written once for both
+/// drivers: takes the run's result, gives up, or leads (runs `work` with `lock` released, then
+/// reports how it ended). `lock` holds the owner's mutex on entry and on a normal return.
 template <class R, class Slot, class Work>
-R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Work& work,
-               errc wait_exceeded) {
-  std::shared_ptr<flight_run<R>> run = slot.current();
-  flight_step step = arrive<R>(slot, run, ctx);
-  while (step == flight_step::follow) {
-    const bool served = ctx.wait_until(lock, run->followers, no_deadline,
-                                       [&] { return run->done || !run->has_leader; });
-    step = after_wait(slot, run, ctx, served);
-  }
+R finish_flight(std::unique_lock<std::mutex>& lock, Slot& slot,
+                const std::shared_ptr<flight_run<R>>& run, flight_step step, context& ctx,
+                Work& work, errc wait_exceeded) {
   if (step == flight_step::take_result) {
     if (run->failure) std::rethrow_exception(run->failure);
     return *run->value;
@@ -162,6 +157,21 @@ R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Wor
   lock.lock();
   leader_succeeded(slot, run, *value);
   return std::move(*value);
+}
+
+/// The blocking driver behind flight<R> and single_flight<Key, R>: `lock` holds the owner's
+/// mutex; a follower blocks this thread until the run serves it or its deadline or stop comes.
+template <class R, class Slot, class Work>
+R join_or_lead(std::unique_lock<std::mutex>& lock, Slot& slot, context& ctx, Work& work,
+               errc wait_exceeded) {
+  std::shared_ptr<flight_run<R>> run = slot.current();
+  flight_step step = arrive<R>(slot, run, ctx);
+  while (step == flight_step::follow) {
+    const bool served = ctx.wait_until(lock, run->followers, no_deadline,
+                                       [&] { return run->done || !run->has_leader; });
+    step = after_wait(slot, run, ctx, served);
+  }
+  return finish_flight<R>(lock, slot, run, step, ctx, work, wait_exceeded);
 }
 
 /// A follower's place among a run's followers, given up if its wait does not end normally (the
@@ -214,29 +224,7 @@ typename Runtime::template task<R> join_or_lead_async(std::mutex& mutex, Slot sl
     }
     step = after_wait(slot, run, ctx, ready());
   }
-  if (step == flight_step::take_result) {
-    if (run->failure) std::rethrow_exception(run->failure);
-    co_return *run->value;
-  }
-  if (step == flight_step::give_up) throw_give_up(ctx, wait_exceeded);
-
-  lock.unlock();
-  std::optional<R> value;
-  std::exception_ptr failed;
-  try {
-    value.emplace(std::invoke(work, ctx));
-  } catch (...) {
-    failed = std::current_exception();
-  }
-  if (failed) {
-    const bool gave_up = caller_gave_up(ctx);  // decided once, here
-    lock.lock();
-    leader_failed(slot, run, failed, gave_up);
-    std::rethrow_exception(failed);
-  }
-  lock.lock();
-  leader_succeeded(slot, run, *value);
-  co_return std::move(*value);
+  co_return finish_flight<R>(lock, slot, run, step, ctx, work, wait_exceeded);
 }
 
 template <class F, class R>
